@@ -1,0 +1,41 @@
+using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace MeshBus.Hosting;
+
+/// <summary>Transport set-up from the bound options.</summary>
+internal static class MeshBusTransports
+{
+    /// <summary>The queue of the durable message scheduler on transports without a native one.</summary>
+    public const string SchedulerQueue = "meshbus-scheduler";
+
+    public static void UseInMemory(IBusRegistrationConfigurator x)
+    {
+        // In-memory: the delayed scheduler lives in the process (nothing survives it, like the transport itself).
+        x.AddDelayedMessageScheduler();
+        x.UsingInMemory((context, cfg) =>
+        {
+            cfg.UseDelayedMessageScheduler();
+            cfg.ConfigureEndpoints(context);
+        });
+    }
+
+    public static void UseRabbitMq(IBusRegistrationConfigurator x)
+    {
+        x.UsingRabbitMq((context, cfg) =>
+        {
+            var o = context.GetRequiredService<IOptions<RabbitMqTransportOptions>>().Value;
+            cfg.Host(o.Host, o.Port, o.VirtualHost, h =>
+            {
+                h.Username(o.Username);
+                h.Password(o.Password);
+                h.PublisherConfirmation = true;
+            });
+            cfg.PrefetchCount = o.PrefetchCount;
+            // RabbitMQ from Debian has no delayed-message plugin: schedules go to MeshBus's durable scheduler queue.
+            cfg.UseMessageScheduler(new Uri("queue:" + SchedulerQueue));
+            cfg.ConfigureEndpoints(context);
+        });
+    }
+}
