@@ -18,7 +18,6 @@ internal sealed class Compiler
         ["type"] = CelType.Type,
         ["list"] = CelType.List(CelType.Dyn),
         ["map"] = CelType.Map(CelType.Dyn, CelType.Dyn),
-        ["dyn"] = CelType.Dyn,
         ["google.protobuf.Timestamp"] = CelType.Timestamp,
         ["google.protobuf.Duration"] = CelType.Duration,
     };
