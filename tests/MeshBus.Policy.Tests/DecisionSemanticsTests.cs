@@ -127,7 +127,7 @@ public sealed class DecisionSemanticsTests
     {
         var policy = CompiledPolicy.Compile(
             Bundle(("allow-loop", "allow", "*", "**", "intent.parameters.items.all(x, intent.parameters.items.all(y, x + y >= 0))", null)),
-            new Cel.CelLimits { MaxComprehensionIterations = 100 });
+            new MeshBus.Policy.Cel.CelLimits { MaxComprehensionIterations = 100 });
         var items = "[" + string.Join(",", Enumerable.Range(0, 50)) + "]";
         var d = policy.Decide(Inputs.Make(parametersJson: "{\"items\":" + items + "}"));
         Assert.False(d.Allowed);
