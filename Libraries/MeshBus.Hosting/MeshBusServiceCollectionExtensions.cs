@@ -3,6 +3,7 @@ using System.Diagnostics.Metrics;
 using MassTransit;
 using MassTransit.Logging;
 using MassTransit.Monitoring;
+using MeshBus.Persistence;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -51,6 +52,22 @@ public static class MeshBusServiceCollectionExtensions
         }
 
         var transport = configuration.GetSection(MeshBusOptions.Section).GetValue(nameof(MeshBusOptions.Transport), TransportKind.InMemory);
+        if (transport == TransportKind.RabbitMq)
+        {
+            var meshBus = configuration.GetSection(MeshBusOptions.Section).Get<MeshBusOptions>() ?? new MeshBusOptions();
+            var storage = configuration.GetSection(StorageOptions.Section).Get<StorageOptions>() ?? new StorageOptions();
+            if (storage.Provider != StorageProvider.Postgres || !string.IsNullOrWhiteSpace(storage.ConnectionString))
+            {
+                // Clustered on PostgreSQL: replicas share one schedule and recover a dead node's triggers.
+                // SQLite is one process's file: each worker process keeps its own, so two never fire one trigger.
+                var store = MeshBusStorage.SqlStore(meshBus, storage, "scheduler-" + string.Join('+', workers.Select(w => w.Name)) + ".db");
+                services.AddMeshBusQuartz(store, clustered: storage.Provider == StorageProvider.Postgres, o =>
+                {
+                    o.SchedulerName = "meshbus-" + (string.IsNullOrWhiteSpace(meshBus.Domain) ? "unnamed" : meshBus.Domain.Replace('/', '.'));
+                });
+            }
+        }
+
         services.AddMassTransit(x =>
         {
             x.SetKebabCaseEndpointNameFormatter();

@@ -1,4 +1,5 @@
 using MassTransit;
+using MeshBus.Persistence;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
@@ -8,7 +9,7 @@ namespace MeshBus.Hosting;
 internal static class MeshBusTransports
 {
     /// <summary>The queue of the durable message scheduler on transports without a native one.</summary>
-    public const string SchedulerQueue = "meshbus-scheduler";
+    public const string SchedulerQueue = MeshBusScheduling.DefaultQueueName;
 
     public static void UseInMemory(IBusRegistrationConfigurator x)
     {
@@ -23,6 +24,9 @@ internal static class MeshBusTransports
 
     public static void UseRabbitMq(IBusRegistrationConfigurator x)
     {
+        // Schedules (saga timeouts, redeliveries) must survive restarts and be shared by replicas: Quartz with a
+        // persistent store behind MassTransit's ScheduleMessage contract (Libraries/MeshBus.Persistence).
+        x.AddMeshBusScheduler(SchedulerQueue);
         x.UsingRabbitMq((context, cfg) =>
         {
             var o = context.GetRequiredService<IOptions<RabbitMqTransportOptions>>().Value;
@@ -34,7 +38,7 @@ internal static class MeshBusTransports
             });
             cfg.PrefetchCount = o.PrefetchCount;
             // RabbitMQ from Debian has no delayed-message plugin: schedules go to MeshBus's durable scheduler queue.
-            cfg.UseMessageScheduler(new Uri("queue:" + SchedulerQueue));
+            cfg.UseMeshBusScheduler(SchedulerQueue);
             cfg.ConfigureEndpoints(context);
         });
     }
