@@ -86,4 +86,17 @@ public sealed class IntentSignatureTests
         Assert.False(IntentSignature.Verify(signed with { Signature = "not base64url!" }, _agent.Public));
         Assert.False(IntentSignature.Verify(signed with { Signature = Base64Url.Encode(new byte[63]) }, _agent.Public));
     }
+
+    [Theory]
+    [InlineData("""{"replicas":3,"replicas":4}""")]
+    [InlineData("""{"name":"\ud800"}""")]
+    [InlineData("""{"big":9007199254740993}""")]
+    [InlineData("""[1,2]""")]
+    public void Parameters_outside_the_canonical_subset_never_verify(string parameters)
+    {
+        var signed = IntentSignature.Sign(TestDomain.Intent(), _agent.Private);
+        var bad = signed with { Parameters = JsonDocument.Parse(parameters).RootElement.Clone() };
+        Assert.False(IntentSignature.Verify(bad, _agent.Public));
+        Assert.ThrowsAny<FormatException>(() => IntentSignature.Digest(bad));
+    }
 }

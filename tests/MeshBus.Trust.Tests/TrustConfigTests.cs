@@ -134,4 +134,36 @@ public sealed class TrustConfigTests : IDisposable
         TrustFiles.Pin(_dir, _peer.Name, other, replace: true);
         Assert.Throws<ArgumentException>(() => TrustFiles.Pin(_dir, "someone.else/prod", other, replace: false));
     }
+
+    [Fact]
+    public void Keys_of_an_expired_key_set_do_not_resolve()
+    {
+        var config = Config();
+        Assert.True(config.AcceptKeySet(_peer.SignedKeySet, TestDomain.Now).IsValid);
+        var kid = _peer.Signers[KeyUsage.Grant].KeyId;
+        Assert.True(config.Resolve(_peer.Name, kid, KeyUsage.Grant, _peer.KeySet.ExpiresAt).Found);
+        Assert.Equal(GovernanceReason.SyncStale, config.Resolve(_peer.Name, kid, KeyUsage.Grant, _peer.KeySet.ExpiresAt.AddSeconds(1)).Reason);
+    }
+
+    [Fact]
+    public void A_key_does_not_resolve_outside_its_validity_window()
+    {
+        var kid = _peer.Signers[KeyUsage.Grant].KeyId;
+        var entry = _peer.KeySet.Keys.Single(k => k.KeyId == kid);
+        Assert.False(_peer.KeySet.Resolve(_peer.Name, kid, KeyUsage.Grant, entry.NotBefore.AddSeconds(-1)).Found);
+        Assert.True(_peer.KeySet.Resolve(_peer.Name, kid, KeyUsage.Grant, entry.NotBefore).Found);
+    }
+
+    [Fact]
+    public void A_root_signature_over_other_data_is_not_a_key_set_signature()
+    {
+        // The root signs key sets under a domain-separation prefix: the same bytes signed without it do not verify.
+        var doc = System.Text.Json.Nodes.JsonNode.Parse(_peer.SignedKeySet)!.AsObject();
+        doc.Remove("signature");
+        var body = Canonical.Json(System.Text.Json.JsonSerializer.SerializeToElement(doc));
+        var seed = ExportSeed(_peer.Root);
+        doc["signature"] = MeshBus.Trust.Crypto.Base64Url.Encode(MeshBus.Trust.Crypto.Ed25519Keys.Sign(seed, body));
+        Assert.Equal(GovernanceReason.SignatureInvalid, Config().AcceptKeySet(doc.ToJsonString(), TestDomain.Now).Reason);
+    }
 }
+

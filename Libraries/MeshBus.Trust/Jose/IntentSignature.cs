@@ -28,7 +28,8 @@ public static class IntentSignature
                 throw new StrictJsonException("intent parameters must be a JSON object");
             }
 
-            parameters = p.ValueKind == JsonValueKind.Object ? JsonNode.Parse(p.GetRawText()) : null;
+            // Canonicalize first: it refuses duplicate members and non-integer numbers before anything else reads them.
+            parameters = p.ValueKind == JsonValueKind.Object ? JsonNode.Parse(Canonical.Json(p)) : null;
         }
 
         var o = new JsonObject

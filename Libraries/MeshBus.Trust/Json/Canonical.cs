@@ -57,7 +57,7 @@ public static class Canonical
                 Append(output, CanonicalInteger(value).ToString(CultureInfo.InvariantCulture));
                 break;
             case JsonValueKind.String:
-                WriteString(value.GetString()!, output);
+                WriteString(GetString(value), output);
                 break;
             case JsonValueKind.Array:
                 {
@@ -84,12 +84,12 @@ public static class Canonical
                     var names = new HashSet<string>(StringComparer.Ordinal);
                     foreach (var p in value.EnumerateObject())
                     {
-                        if (!names.Add(p.Name))
+                        if (!names.Add(GetName(p)))
                         {
                             throw new StrictJsonException($"duplicate JSON member '{p.Name}'");
                         }
 
-                        members.Add((p.Name, p.Value));
+                        members.Add((GetName(p), p.Value));
                     }
 
                     // JCS: sort by the UTF-16 code units of the names (ordinal comparison of .NET strings).
@@ -113,6 +113,30 @@ public static class Canonical
 
             default:
                 throw new StrictJsonException($"unsupported JSON value kind {value.ValueKind}");
+        }
+    }
+
+    private static string GetName(JsonProperty property)
+    {
+        try
+        {
+            return property.Name;
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new StrictJsonException("member name is not valid UTF-16 (lone surrogate)", e);
+        }
+    }
+
+    private static string GetString(JsonElement value)
+    {
+        try
+        {
+            return value.GetString()!;
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new StrictJsonException("string is not valid UTF-16 (lone surrogate)", e);
         }
     }
 
