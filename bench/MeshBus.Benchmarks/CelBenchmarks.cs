@@ -11,6 +11,7 @@ namespace MeshBus.Benchmarks;
 /// Run: <c>dotnet run -c Release --project bench/MeshBus.Benchmarks -- --filter '*CelBenchmarks*'</c>.
 /// </summary>
 [MemoryDiagnoser]
+[MedianColumn]
 [GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory)]
 [CategoriesColumn]
 public class CelBenchmarks
@@ -121,7 +122,7 @@ public class CelBenchmarks
         JsonValueKind.Object => e.EnumerateObject().ToDictionary(p => p.Name, p => ToHost(p.Value)),
         JsonValueKind.Array => e.EnumerateArray().Select(ToHost).ToList(),
         JsonValueKind.String => e.GetString()!,
-        JsonValueKind.Number => e.TryGetInt64(out var l) ? l : e.GetDouble(),
+        JsonValueKind.Number => e.TryGetInt64(out var l) ? (object)l : e.GetDouble(),
         JsonValueKind.True => true,
         JsonValueKind.False => false,
         _ => null!,

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace MeshBus.Policy.Cel;
 
 /// <summary>
@@ -54,6 +56,7 @@ internal sealed class Compiler
 
     private (Node Node, CelType Type) Compile(Expr e)
     {
+        RuntimeHelpers.EnsureSufficientExecutionStack();
         switch (e)
         {
             case LiteralExpr lit:
