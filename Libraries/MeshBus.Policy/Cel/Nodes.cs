@@ -29,13 +29,14 @@ internal sealed class ErrorNode(string message) : Node
 internal sealed class SelectNode(Node operand, string field) : Node
 {
     private readonly CelError _noField = new($"no such key: {field}");
+    private readonly MapKey _key = new(field);
 
     public override CelValue Eval(ref EvalContext ctx)
     {
         var v = operand.Eval(ref ctx);
         if (v is CelMap m)
         {
-            return m.TryGetValue(field, out var r) ? r : _noField;
+            return m.TryGetValue(in _key, out var r) ? r : _noField;
         }
 
         return v is CelError ? v : CelValue.Error($"type '{Runtime.TypeName(v)}' does not support field selection");
