@@ -37,10 +37,17 @@ public sealed class CelEnvironment
     {
         ArgumentNullException.ThrowIfNull(expression);
         ArgumentNullException.ThrowIfNull(options);
-        var ast = Parser.Parse(expression, Limits, options.EnableMacros);
-        var compiler = new Compiler(expression, Variables, Limits, options.TypeCheck);
-        var (node, type) = compiler.CompileRoot(ast);
-        return new CelProgram(node, type, compiler.LocalCount, Limits);
+        try
+        {
+            var ast = Parser.Parse(expression, Limits, options.EnableMacros);
+            var compiler = new Compiler(expression, Variables, Limits, options.TypeCheck);
+            var (node, type) = compiler.CompileRoot(ast);
+            return new CelProgram(node, type, compiler.LocalCount, Limits);
+        }
+        catch (InsufficientExecutionStackException)
+        {
+            throw new CelCompileException("expression nesting is too deep for the stack; lower CelLimits.MaxNestingDepth", 1, 1);
+        }
     }
 }
 

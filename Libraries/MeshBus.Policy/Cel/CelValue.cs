@@ -161,13 +161,16 @@ public abstract class CelValue
     public string ToJson()
     {
         using var stream = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(stream))
+        using (var writer = new Utf8JsonWriter(stream, JsonOptions))
         {
             WriteJson(writer);
         }
 
         return Encoding.UTF8.GetString(stream.ToArray());
     }
+
+    /// <summary>JSON output for people and tools, not HTML: quotes and angle brackets stay readable.</summary>
+    internal static readonly JsonWriterOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>Writes the value as JSON (see <see cref="ToJson()"/>).</summary>
     public abstract void WriteJson(Utf8JsonWriter writer);
@@ -397,9 +400,11 @@ public sealed class CelMap : CelValue
     }
 
     /// <summary>Looks a string key up.</summary>
-    public bool TryGetValue(string key, out CelValue value)
+    public bool TryGetValue(string key, out CelValue value) => TryGetValue(new MapKey(key), out value);
+
+    internal bool TryGetValue(in MapKey key, out CelValue value)
     {
-        if (_entries.TryGetValue(new MapKey(key), out var entry))
+        if (_entries.TryGetValue(key, out var entry))
         {
             value = entry.Value;
             return true;
@@ -595,12 +600,14 @@ internal readonly struct MapKey : IEquatable<MapKey>
     private readonly byte _kind;
     private readonly long _number;
     private readonly string? _text;
+    private readonly int _hash;
 
     public MapKey(string text)
     {
         _kind = KindString;
         _number = 0;
         _text = text;
+        _hash = text.GetHashCode(StringComparison.Ordinal);
     }
 
     private MapKey(byte kind, long number)
@@ -608,6 +615,7 @@ internal readonly struct MapKey : IEquatable<MapKey>
         _kind = kind;
         _number = number;
         _text = null;
+        _hash = HashCode.Combine(kind, number);
     }
 
     public static bool TryCreate(CelValue key, out MapKey result)
@@ -657,9 +665,10 @@ internal readonly struct MapKey : IEquatable<MapKey>
         return TryCreate(key, out result);
     }
 
-    public bool Equals(MapKey other) => _kind == other._kind && _number == other._number && string.Equals(_text, other._text, StringComparison.Ordinal);
+    public bool Equals(MapKey other) => _hash == other._hash && _kind == other._kind && _number == other._number && string.Equals(_text, other._text, StringComparison.Ordinal);
 
     public override bool Equals(object? obj) => obj is MapKey k && Equals(k);
 
-    public override int GetHashCode() => _text is null ? HashCode.Combine(_kind, _number) : _text.GetHashCode(StringComparison.Ordinal);
+    // Computed once, so that a key held by a compiled field selection is not hashed again on every lookup.
+    public override int GetHashCode() => _hash;
 }

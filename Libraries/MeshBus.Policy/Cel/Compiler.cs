@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace MeshBus.Policy.Cel;
 
 /// <summary>
@@ -54,6 +56,7 @@ internal sealed class Compiler
 
     private (Node Node, CelType Type) Compile(Expr e)
     {
+        RuntimeHelpers.EnsureSufficientExecutionStack();
         switch (e)
         {
             case LiteralExpr lit:
@@ -377,7 +380,7 @@ internal sealed class Compiler
             _ => new ErrorNode($"no such overload: {fn}"),
         };
 
-        // Fold conversions of constants at compile time so a bad literal (timestamp('x')) is found at load time.
+        // Fold conversions of constants at compile time; a failing one stays an evaluation error, as the spec says.
         if (node is UnaryNode && nodes[0] is ConstNode c && fn is "timestamp" or "duration" or "int" or "uint" or "double" or "string" or "bytes" or "bool")
         {
             var scratch = new EvalContext(CelActivation.Create(new Dictionary<string, CelValue>()), [], _limits);

@@ -29,13 +29,14 @@ internal sealed class ErrorNode(string message) : Node
 internal sealed class SelectNode(Node operand, string field) : Node
 {
     private readonly CelError _noField = new($"no such key: {field}");
+    private readonly MapKey _key = new(field);
 
     public override CelValue Eval(ref EvalContext ctx)
     {
         var v = operand.Eval(ref ctx);
         if (v is CelMap m)
         {
-            return m.TryGetValue(field, out var r) ? r : _noField;
+            return m.TryGetValue(in _key, out var r) ? r : _noField;
         }
 
         return v is CelError ? v : CelValue.Error($"type '{Runtime.TypeName(v)}' does not support field selection");
@@ -169,6 +170,15 @@ internal sealed class SizedBinaryNode(Node left, Node right, Func<CelValue, CelV
 
 internal sealed class RelationNode(Node left, Node right, string op) : Node
 {
+    // The operator as a number, so that the hot path does not compare strings.
+    private readonly int _op = op switch
+    {
+        "_<_" => 0,
+        "_<=_" => 1,
+        "_>_" => 2,
+        _ => 3,
+    };
+
     public override CelValue Eval(ref EvalContext ctx)
     {
         ctx.Cost++;
@@ -176,19 +186,31 @@ internal sealed class RelationNode(Node left, Node right, string op) : Node
         var b = right.Eval(ref ctx);
 
         // The common cases first, without the generic dispatch.
+        int c;
         if (a is CelInt x && b is CelInt y)
         {
-            var c = x.Value.CompareTo(y.Value);
-            return CelValue.Of(op switch
-            {
-                "_<_" => c < 0,
-                "_<=_" => c <= 0,
-                "_>_" => c > 0,
-                _ => c >= 0,
-            });
+            c = x.Value.CompareTo(y.Value);
+        }
+        else if (a is CelTimestamp tx && b is CelTimestamp ty)
+        {
+            c = tx.Nanos.CompareTo(ty.Nanos);
+        }
+        else if (a is CelDuration dx && b is CelDuration dy)
+        {
+            c = dx.Nanos.CompareTo(dy.Nanos);
+        }
+        else
+        {
+            return Runtime.Relation(op, a, b);
         }
 
-        return Runtime.Relation(op, a, b);
+        return CelValue.Of(_op switch
+        {
+            0 => c < 0,
+            1 => c <= 0,
+            2 => c > 0,
+            _ => c >= 0,
+        });
     }
 }
 

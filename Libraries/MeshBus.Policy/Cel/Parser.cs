@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace MeshBus.Policy.Cel;
@@ -81,6 +82,8 @@ internal sealed class Parser
 
     private void Enter()
     {
+        // A backstop for very high configured limits: fail the compilation rather than the process.
+        RuntimeHelpers.EnsureSufficientExecutionStack();
         if (++_depth > _maxDepth)
         {
             throw Error(_pos, $"expression nesting exceeds the limit of {_maxDepth}");
