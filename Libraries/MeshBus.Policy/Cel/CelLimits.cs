@@ -24,6 +24,6 @@ public sealed class CelLimits
     /// </summary>
     public long MaxCost { get; init; } = 100_000;
 
-    /// <summary>Time limit of one <c>matches</c> call. Default 100 ms.</summary>
-    public TimeSpan RegexTimeout { get; init; } = TimeSpan.FromMilliseconds(100);
+    /// <summary>Time limit of one <c>matches</c> call. Default 1 s (the engine is linear-time; this is a backstop).</summary>
+    public TimeSpan RegexTimeout { get; init; } = TimeSpan.FromSeconds(1);
 }

@@ -161,13 +161,16 @@ public abstract class CelValue
     public string ToJson()
     {
         using var stream = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(stream))
+        using (var writer = new Utf8JsonWriter(stream, JsonOptions))
         {
             WriteJson(writer);
         }
 
         return Encoding.UTF8.GetString(stream.ToArray());
     }
+
+    /// <summary>JSON output for people and tools, not HTML: quotes and angle brackets stay readable.</summary>
+    internal static readonly JsonWriterOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>Writes the value as JSON (see <see cref="ToJson()"/>).</summary>
     public abstract void WriteJson(Utf8JsonWriter writer);

@@ -18,7 +18,6 @@ internal sealed class Compiler
         ["type"] = CelType.Type,
         ["list"] = CelType.List(CelType.Dyn),
         ["map"] = CelType.Map(CelType.Dyn, CelType.Dyn),
-        ["dyn"] = CelType.Dyn,
         ["google.protobuf.Timestamp"] = CelType.Timestamp,
         ["google.protobuf.Duration"] = CelType.Duration,
     };
@@ -378,7 +377,7 @@ internal sealed class Compiler
             _ => new ErrorNode($"no such overload: {fn}"),
         };
 
-        // Fold conversions of constants at compile time so a bad literal (timestamp('x')) is found at load time.
+        // Fold conversions of constants at compile time; a failing one stays an evaluation error, as the spec says.
         if (node is UnaryNode && nodes[0] is ConstNode c && fn is "timestamp" or "duration" or "int" or "uint" or "double" or "string" or "bytes" or "bool")
         {
             var scratch = new EvalContext(CelActivation.Create(new Dictionary<string, CelValue>()), [], _limits);

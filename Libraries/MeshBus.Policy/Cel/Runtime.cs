@@ -147,24 +147,8 @@ internal static class Runtime
             return null;
         }
 
-        if (d >= 9.2233720368547758E18)
-        {
-            return -1;
-        }
-
-        if (d < -9.2233720368547758E18)
-        {
-            return 1;
-        }
-
-        var t = Math.Truncate(d);
-        var ti = (long)t;
-        if (i != ti)
-        {
-            return i.CompareTo(ti);
-        }
-
-        return ((double)0).CompareTo(d - t);
+        // CEL compares int and double as doubles (lossy above 2^53), as cel-go and the conformance data do.
+        return ((double)i).CompareTo(d);
     }
 
     private static int? CompareUintDouble(ulong u, double d)
@@ -174,24 +158,7 @@ internal static class Runtime
             return null;
         }
 
-        if (d >= 1.8446744073709552E19)
-        {
-            return -1;
-        }
-
-        if (d < 0)
-        {
-            return 1;
-        }
-
-        var t = Math.Truncate(d);
-        var tu = (ulong)t;
-        if (u != tu)
-        {
-            return u.CompareTo(tu);
-        }
-
-        return ((double)0).CompareTo(d - t);
+        return ((double)u).CompareTo(d);
     }
 
     /// <summary>Ordering for the relational operators; an error value when the operands cannot be ordered.</summary>
@@ -324,7 +291,12 @@ internal static class Runtime
             case (CelDouble x, CelDouble y):
                 return CelValue.Of(x.Value - y.Value);
             case (CelTimestamp x, CelTimestamp y):
-                return (CelValue?)CelDuration.FromNanos(x.Nanos - y.Nanos) ?? Overflow;
+                {
+                    // The difference of two timestamps must fit 64-bit nanoseconds (as in cel-go and the conformance data).
+                    var diff = x.Nanos - y.Nanos;
+                    return diff < long.MinValue || diff > long.MaxValue ? CelValue.Error("duration out of range") : (CelValue?)CelDuration.FromNanos(diff) ?? Overflow;
+                }
+
             case (CelTimestamp x, CelDuration y):
                 return (CelValue?)CelTimestamp.FromNanos(x.Nanos - y.Nanos) ?? Overflow;
             case (CelDuration x, CelDuration y):
