@@ -8,6 +8,7 @@ using BenchmarkDotNet.Engines;
 using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using MeshBus.Policy;
 
 namespace MeshBus.Benchmarks;
@@ -128,6 +129,9 @@ public class PolicyBenchmarks
                 .WithWarmupCount(2000)
                 .WithIterationCount(20000)
                 .WithGcForce(false)
+                // In process: generating and building a separate benchmark project takes longer than the default
+                // build timeout on a shared 2-core machine.
+                .WithToolchain(InProcessEmitToolchain.Instance)
                 .WithId("per-decision"));
             AddColumn(StatisticColumn.Median, StatisticColumn.P95, new P99Column());
         }
