@@ -154,10 +154,20 @@ public sealed class CompiledPolicy
 
     private PolicyDecision Outcome(List<int>? matched, List<(int Rule, string Error)>? failed)
     {
-        var matchedIds = matched is null ? [] : matched.Select(i => _rules[i].Rule.Id).ToArray();
+        var matchedIds = new string[matched?.Count ?? 0];
+        List<int>? denies = null;
+        for (var k = 0; k < matchedIds.Length; k++)
+        {
+            var rule = _rules[matched![k]].Rule;
+            matchedIds[k] = rule.Id;
+            if (rule.Effect == RuleEffect.Deny)
+            {
+                (denies ??= []).Add(matched[k]);
+            }
+        }
+
         IReadOnlyList<string> failedIds = failed is null ? [] : failed.Select(f => _rules[f.Rule].Rule.Id).ToArray();
         var policies = new[] { Version };
-        var denies = matched?.Where(i => _rules[i].Rule.Effect == RuleEffect.Deny).ToList();
         if (denies is { Count: > 0 })
         {
             var detail = new StringBuilder($"denied by {Names(denies)} ({_label})");

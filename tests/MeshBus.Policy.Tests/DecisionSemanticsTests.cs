@@ -213,3 +213,32 @@ public sealed class DecisionSemanticsTests
         Assert.False(PolicyEngine.Decide(Inputs.Make()).Allowed);
     }
 }
+
+public sealed class InputConversionTests
+{
+    private const string Bundle = """
+        { "format": "meshbus-policy/v1", "scope": "domain", "domain": "d", "epoch": 1, "rules": [
+          { "id": "allow-unless-many", "effect": "allow", "match": { "actions": ["*"], "resources": ["**"] },
+            "condition": "!has(intent.parameters.replicas) || intent.parameters.replicas < 5" } ] }
+        """;
+
+    [Fact]
+    public void Parameters_that_are_not_an_object_make_conditions_reading_them_fail_rather_than_see_nothing()
+    {
+        var policy = CompiledPolicy.Compile(Bundle);
+        Assert.True(policy.Decide(Inputs.Make(parametersJson: "{}")).Allowed);
+        var d = policy.Decide(Inputs.Make(parametersJson: "[{\"replicas\": 50}]"));
+        Assert.False(d.Allowed);
+        Assert.Equal(GovernanceReason.PolicyError, d.Reason);
+    }
+
+    [Fact]
+    public void A_test_input_with_an_unknown_member_is_refused()
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse("""
+            { "intent": { "action": "a", "resource": "r", "resorce": "x" }, "agent": { "subject": "s", "domain": "d" }, "target": { "domain": "d" }, "now": "2026-11-26T12:00:00Z" }
+            """);
+        var e = Assert.Throws<FormatException>(() => PolicyInput.FromJson(doc.RootElement));
+        Assert.Contains("resorce", e.Message, StringComparison.Ordinal);
+    }
+}
