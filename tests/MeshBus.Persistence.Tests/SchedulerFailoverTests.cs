@@ -40,9 +40,10 @@ public sealed class SchedulerFailoverTests(PostgresFixture postgres, RabbitMqFix
         // Next batch: kill whichever replica has taken the triggers, before it has sent them.
         var second = Enumerable.Range(0, 4).Select(_ => Guid.NewGuid()).ToArray();
         due = DateTime.UtcNow.AddSeconds(6);
-        await Task.WhenAll(second.Select(id => scheduler.ScheduleSend(pings.Address, due, new Ping(id))));
+        var tokens = (await Task.WhenAll(second.Select(id => scheduler.ScheduleSend(pings.Address, due, new Ping(id)))))
+            .Select(s => $"'{s.TokenId:N}'");
         var held = await Eventually.GetAsync(
-            () => TestStores.QueryAsync(store, $"SELECT instance_name, state FROM qrtz_fired_triggers WHERE trigger_group = '{ScheduleMessageConsumer.JobGroup}'"),
+            () => TestStores.QueryAsync(store, $"SELECT instance_name, state FROM qrtz_fired_triggers WHERE job_name IN ({string.Join(',', tokens)})"),
             rows => rows.Count > 0, TimeSpan.FromSeconds(20), "a replica to take the second batch");
         var holder = held[0][0] == replicaA.Name ? replicaA : replicaB;
         var survivor = holder == replicaA ? replicaB : replicaA;

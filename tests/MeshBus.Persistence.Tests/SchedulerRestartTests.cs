@@ -28,7 +28,7 @@ public sealed class SchedulerRestartTests(PostgresFixture postgres, RabbitMqFixt
         var kept = Guid.NewGuid();
         var cancelled = Guid.NewGuid();
         // Far enough out that the host has stored it (slow on a busy machine) and is dead well before it is due.
-        var due = DateTime.UtcNow.AddSeconds(8);
+        var due = DateTime.UtcNow.AddSeconds(10);
         var keptToken = (await scheduler.ScheduleSend(pings.Address, due, new Ping(kept))).TokenId;
         var cancelledToken = (await scheduler.ScheduleSend(pings.Address, due, new Ping(cancelled))).TokenId;
         await scheduler.CancelScheduledSend(pings.Address, cancelledToken);
