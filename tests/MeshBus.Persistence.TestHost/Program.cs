@@ -4,9 +4,10 @@ using MeshBus.Persistence.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Quartz;
 
 // Usage: TestHost --provider sqlite|postgres --connection CS --rabbitmq URI --scheduler-queue Q
-//                 [--saga-queue Q] [--clustered] [--instance-id ID]
+//                 [--saga-queue Q] [--clustered] [--instance-id ID] [--hold MS]
 // Prints "READY" once the bus (and with it the Quartz scheduler) has started; runs until killed or stdin closes.
 var settings = HostSettings.Parse(args);
 var store = new SqlStoreOptions { Provider = settings.Provider, ConnectionString = settings.Connection };
@@ -14,7 +15,14 @@ var store = new SqlStoreOptions { Provider = settings.Provider, ConnectionString
 var builder = Host.CreateApplicationBuilder();
 builder.Logging.ClearProviders();
 builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
-builder.Services.AddMeshBusQuartz(store, settings.Clustered, o => o.InstanceId = settings.InstanceId);
+builder.Services.AddMeshBusQuartz(store, settings.Clustered, o =>
+{
+    o.InstanceId = settings.InstanceId;
+    if (settings.Hold is { } hold)
+    {
+        o.ConfigureQuartz = q => q.AddJobListener(new HoldJobListener(hold), [GroupMatcher<JobKey>.AnyGroup()]);
+    }
+});
 builder.Services.AddMassTransit(x =>
 {
     x.AddMeshBusScheduler(settings.SchedulerQueue);
@@ -43,7 +51,7 @@ Console.Out.Flush();
 await Task.Run(() => Console.In.ReadToEnd());
 await host.StopAsync();
 
-internal sealed record HostSettings(SqlProvider Provider, string Connection, Uri RabbitMq, string SchedulerQueue, string? SagaQueue, bool Clustered, string? InstanceId)
+internal sealed record HostSettings(SqlProvider Provider, string Connection, Uri RabbitMq, string SchedulerQueue, string? SagaQueue, bool Clustered, string? InstanceId, TimeSpan? Hold)
 {
     public static HostSettings Parse(string[] args)
     {
@@ -62,6 +70,7 @@ internal sealed record HostSettings(SqlProvider Provider, string Connection, Uri
             Required("--scheduler-queue"),
             Value("--saga-queue"),
             args.Contains("--clustered"),
-            Value("--instance-id"));
+            Value("--instance-id"),
+            Value("--hold") is { } hold ? TimeSpan.FromMilliseconds(int.Parse(hold, System.Globalization.CultureInfo.InvariantCulture)) : null);
     }
 }

@@ -32,6 +32,12 @@ public sealed class MeshBusSchedulerOptions
     /// <summary>How late a trigger may be before the misfire handler takes it over (it then fires at once).</summary>
     public TimeSpan MisfireThreshold { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// How often the misfire handler looks for late triggers (one small query). Bounds how long a trigger recovered
+    /// from a dead node, or missed during downtime, waits before it fires.
+    /// </summary>
+    public TimeSpan MisfireHandlerInterval { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Wait before retrying the database after a failure that is not transient.</summary>
     public TimeSpan DbRetryInterval { get; set; } = TimeSpan.FromSeconds(2);
 
@@ -61,9 +67,9 @@ public sealed class MeshBusSchedulerOptions
         }
 
         if (CheckinInterval <= TimeSpan.Zero || CheckinMisfireThreshold <= TimeSpan.Zero || MisfireThreshold <= TimeSpan.Zero || DbRetryInterval <= TimeSpan.Zero
-            || CancellationMemory <= TimeSpan.Zero)
+            || CancellationMemory <= TimeSpan.Zero || MisfireHandlerInterval <= TimeSpan.Zero)
         {
-            throw new ArgumentException($"{SectionName}: check-in interval, check-in misfire threshold, misfire threshold, database retry interval and cancellation memory must be positive.");
+            throw new ArgumentException($"{SectionName}: check-in interval, check-in misfire threshold, misfire threshold, database retry interval, misfire handler interval and cancellation memory must be positive.");
         }
 
         if (MaxConcurrency < 1)

@@ -65,6 +65,7 @@ public static class MeshBusScheduling
                 p.ConfigureStore(s =>
                 {
                     s.MisfireThreshold = options.MisfireThreshold;
+                    s.MisfireHandlerFrequency = options.MisfireHandlerInterval;
                     s.DbRetryInterval = options.DbRetryInterval;
                     s.StoreJobDataAsStrings = true;
                     if (store.QuartzTablePrefix is not null)
