@@ -46,7 +46,15 @@ public static class MeshBusHost
             return 2;
         }
 
-        await host.StartAsync();
+        try
+        {
+            await host.StartAsync();
+        }
+        catch (OperationCanceledException) when (host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested)
+        {
+            // SIGTERM arrived while starting: not a crash, stop what did start below.
+        }
+
         await host.WaitForShutdownAsync();
         host.Dispose();
         return 0;

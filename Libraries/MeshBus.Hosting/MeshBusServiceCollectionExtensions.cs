@@ -82,21 +82,24 @@ public static class MeshBusServiceCollectionExtensions
                 var options = context.GetRequiredService<IOptions<MeshBusOptions>>().Value;
                 // Outermost: later redelivery through the scheduler; then immediate retries; innermost: the outbox,
                 // so messages a consumer publishes leave only when it succeeds (DESIGN.md §5).
+                // A message that cannot be read, or has not the shape of its contract, fails the same way every time:
+                // it goes to the error queue at once instead of through the retries.
                 if (options.RedeliverySeconds.Length > 0)
                 {
                     var intervals = options.RedeliverySeconds.Select(TimeSpan.FromSeconds).ToArray();
                     if (transport == TransportKind.InMemory)
                     {
-                        endpoint.UseDelayedRedelivery(r => r.Intervals(intervals));
+                        endpoint.UseDelayedRedelivery(r => IgnoreUnreadable(r).Intervals(intervals));
                     }
                     else
                     {
-                        endpoint.UseScheduledRedelivery(r => r.Intervals(intervals));
+                        endpoint.UseScheduledRedelivery(r => IgnoreUnreadable(r).Intervals(intervals));
                     }
                 }
 
-                endpoint.UseMessageRetry(r => r.Immediate(options.ImmediateRetries));
+                endpoint.UseMessageRetry(r => IgnoreUnreadable(r).Immediate(options.ImmediateRetries));
                 endpoint.UseInMemoryOutbox(context);
+                endpoint.UseConsumeFilter(typeof(ContractShapeFilter<>), context);
             });
 
             if (transport == TransportKind.RabbitMq)
@@ -110,9 +113,17 @@ public static class MeshBusServiceCollectionExtensions
         });
 
         AddTelemetry(services, workers);
-        services.AddHealthChecks();
+        services.AddHealthChecks().AddCheck<StorageHealthCheck>("storage", tags: ["ready"]);
         services.AddHostedService<HealthEndpointService>();
         return services;
+    }
+
+    private static IRetryConfigurator IgnoreUnreadable(IRetryConfigurator retry)
+    {
+        retry.Ignore<MalformedMessageException>();
+        retry.Ignore<System.Runtime.Serialization.SerializationException>();
+        retry.Ignore<System.Text.Json.JsonException>();
+        return retry;
     }
 
     private static void AddTelemetry(IServiceCollection services, IReadOnlyCollection<IMeshBusWorker> workers)

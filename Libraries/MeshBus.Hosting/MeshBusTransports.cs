@@ -17,6 +17,7 @@ internal static class MeshBusTransports
         x.AddDelayedMessageScheduler();
         x.UsingInMemory((context, cfg) =>
         {
+            AcceptPlainJson(cfg);
             cfg.UseDelayedMessageScheduler();
             cfg.ConfigureEndpoints(context);
         });
@@ -37,9 +38,18 @@ internal static class MeshBusTransports
                 h.PublisherConfirmation = true;
             });
             cfg.PrefetchCount = o.PrefetchCount;
+            AcceptPlainJson(cfg);
             // RabbitMQ from Debian has no delayed-message plugin: schedules go to MeshBus's durable scheduler queue.
             cfg.UseMeshBusScheduler(SchedulerQueue);
             cfg.ConfigureEndpoints(context);
         });
     }
+
+    /// <summary>
+    /// Besides MassTransit's envelope (<c>application/vnd.masstransit+json</c>, still what MeshBus sends), accept plain
+    /// JSON (<c>application/json</c>) from publishers that are not .NET: the body is the message itself, its type from
+    /// the <c>MT-MessageType</c> header when present (docs/wire-format.md).
+    /// </summary>
+    private static void AcceptPlainJson(IBusFactoryConfigurator cfg) =>
+        cfg.UseRawJsonDeserializer(RawSerializerOptions.Default, isDefault: false);
 }
