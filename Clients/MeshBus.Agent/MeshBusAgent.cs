@@ -57,6 +57,9 @@ public sealed class MeshBusAgent : IAsyncDisposable
         var agent = new MeshBusAgent(bus, options);
         agent._endpoint = bus.ConnectReceiveEndpoint(agent.QueueName, e =>
         {
+            // Only what is sent to this queue: never bind it to the published exchanges, or it would read every
+            // agent's grants (DESIGN.md §9).
+            e.ConfigureConsumeTopology = false;
             e.Handler<GrantIssued>(c => agent.OnGrantIssued(c.Message));
             e.Handler<GrantDenied>(c => agent.OnGrantDenied(c.Message));
             e.Handler<GrantRenewed>(c => agent.OnGrantRenewed(c.Message));

@@ -148,6 +148,7 @@ public sealed class IntentLifecycleStateMachine : MassTransitStateMachine<Intent
                 .Unschedule(HeartbeatTimeout)
                 .TransitionTo(Completed),
             When(ExecutionHaltedEvent)
+                .Then(c => c.Saga.HaltId = c.Message.HaltId ?? c.Saga.HaltId)
                 .Then(c => End(c.Saga, c.Message.Reason, c.Message.Detail))
                 .Unschedule(LeaseTimeout)
                 .Unschedule(HeartbeatTimeout)
@@ -173,6 +174,7 @@ public sealed class IntentLifecycleStateMachine : MassTransitStateMachine<Intent
 
         During(Halting,
             When(ExecutionHaltedEvent)
+                .Then(c => c.Saga.HaltId = c.Message.HaltId ?? c.Saga.HaltId)
                 .Then(c => End(c.Saga, c.Message.Reason, c.Message.Detail))
                 .Unschedule(HaltAcknowledgementTimeout)
                 .Unschedule(LeaseTimeout)

@@ -124,6 +124,8 @@ internal sealed class SkeletonHarness : IAsyncDisposable
     /// <summary>Moves the agents' and workers' clock and the transport's scheduler together.</summary>
     public async Task AdvanceAsync(TimeSpan by)
     {
+        // A saga's new state is visible a moment before its outbox hands the schedule to the delay provider.
+        await Task.Delay(250);
         Clock.Advance(by);
         if (_provider.GetService<IBusInstance>() is IInMemoryDelayProvider delays)
         {
