@@ -1,8 +1,8 @@
-using Xunit;
 using MeshBus.Agent;
 using MeshBus.Contracts;
 using MeshBus.Ledger.Merkle;
 using MeshBus.Workers.Lineage;
+using Xunit;
 
 namespace MeshBus.Workers.Tests.Skeleton;
 
