@@ -201,6 +201,8 @@ internal sealed class StandInAuthorizer(DomainKeys keys, TimeProvider clock)
 
     public TimeSpan LeaseLength { get; set; } = TimeSpan.FromSeconds(60);
 
+    public long PolicyEpoch { get; set; } = 1;
+
     public object Decide(IntentSubmitted intent)
     {
         var now = clock.GetUtcNow();
@@ -228,7 +230,7 @@ internal sealed class StandInAuthorizer(DomainKeys keys, TimeProvider clock)
 
         var iat = DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds());
         var claims = new GrantClaims(SkeletonHarness.Domain, intent.Agent, intent.TargetDomain, "g-" + intent.IntentId.ToString("N")[..12], intent.IntentId,
-            IntentSignature.Digest(intent), intent.Action, intent.Resource, [new PolicyVersion(SkeletonHarness.Domain, PolicyScope.Domain, 1, "sha256:00")],
+            IntentSignature.Digest(intent), intent.Action, intent.Resource, [new PolicyVersion(SkeletonHarness.Domain, PolicyScope.Domain, PolicyEpoch, "sha256:00")],
             3, agentKey, iat, iat, iat + LeaseLength);
         var grant = Grants.Issue(claims, keys.Signer(KeyUsage.Grant, now));
         if (Mode == StandInMode.TamperSignature)

@@ -69,6 +69,37 @@ public sealed class WalkingSkeletonTests
     }
 
     [Fact]
+    public async Task Grant_relying_on_an_older_policy_epoch_than_already_seen_is_refused()
+    {
+        await using var mesh = await SkeletonHarness.StartAsync();
+        var agent = await mesh.AgentAsync();
+        mesh.Authorizer.PolicyEpoch = 5;
+        Assert.True((await agent.SubmitIntentAsync(Deploy)).IsGranted);
+
+        mesh.Authorizer.PolicyEpoch = 4;
+        var outcome = await agent.SubmitIntentAsync(Deploy);
+
+        Assert.False(outcome.IsGranted);
+        Assert.True(outcome.Denial!.RejectedByAgent);
+        Assert.Equal(GovernanceReason.PolicyRevoked, outcome.Denial.Reason);
+    }
+
+    [Fact]
+    public async Task Resource_accepts_a_grant_only_from_the_holder_of_its_key()
+    {
+        await using var mesh = await SkeletonHarness.StartAsync();
+        var agent = await mesh.AgentAsync();
+        var lease = (await agent.SubmitIntentAsync(Deploy)).Lease!;
+        var resource = new GrantVerifier(SkeletonHarness.Domain, mesh.Keys.LoadTrust(), mesh.Clock);
+        var challenge = Guid.NewGuid().ToByteArray();
+
+        Assert.True(resource.Verify(lease.Grant, challenge, lease.Prove(challenge), "deploy", "k8s://cluster-a/ns/web").IsValid);
+        var replayed = resource.Verify(lease.Grant, Guid.NewGuid().ToByteArray(), lease.Prove(challenge), "deploy", "k8s://cluster-a/ns/web");
+        Assert.Equal(GovernanceReason.SignatureInvalid, replayed.Reason);
+        Assert.False(resource.Verify(lease.Grant, challenge, lease.Prove(challenge), "delete", "k8s://cluster-a/ns/web").IsValid);
+    }
+
+    [Fact]
     public async Task Halt_cancels_the_token_and_the_saga_ends_halted_with_the_halt_in_lineage()
     {
         await using var mesh = await SkeletonHarness.StartAsync();
