@@ -38,6 +38,7 @@ DIR=""
 STARTED=()        # what to stop, in order: rabbit nats pg
 RMQ_PID_FILE=""; NATS_PID=""; PG_BIN=""; EPMD_STARTED=0
 TEST_PID=""
+OUT_LOG=""
 AS_RABBIT=(); AS_PG=()
 POLICY_RC_CREATED=0
 
@@ -234,6 +235,12 @@ cleanup() {
       rm -rf "$DIR"
     fi
   fi
+  if [ -n "$OUT_LOG" ] && [ -f "$OUT_LOG" ]; then
+    # one line per test assembly, together at the end where a reader looks
+    echo "================ summary ================" >&2
+    grep -E '^(Passed|Failed)!|Test Run Aborted|The active test run was aborted|error [A-Z]+[0-9]+:' "$OUT_LOG" | sort -u >&2 || true
+    rm -f "$OUT_LOG"
+  fi
   log "finished in $(( $(date +%s) - START )) s with exit code $rc"
   exit $rc
 }
@@ -288,7 +295,8 @@ fi
 log "dotnet test ${ARGS[*]} ${PASS[*]+"${PASS[*]}"}"
 # in a process group of its own so an interruption stops the test hosts too; `wait` lets the traps run meanwhile
 set +e
-setsid dotnet test "${ARGS[@]}" "${PASS[@]+"${PASS[@]}"}" < /dev/null &
+OUT_LOG=$(mktemp "${TMPDIR:-/tmp}/meshbus-test-output.XXXXXX")
+setsid dotnet test "${ARGS[@]}" "${PASS[@]+"${PASS[@]}"}" < /dev/null > >(tee "$OUT_LOG") 2>&1 &
 TEST_PID=$!
 wait "$TEST_PID"
 code=$?
