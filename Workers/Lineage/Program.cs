@@ -1,2 +1,4 @@
-// Replaced by the worker host in the next commit (hosting defaults land first).
-return 0;
+using MeshBus.Hosting;
+using MeshBus.Workers.Lineage;
+
+return await MeshBusHost.RunAsync(args, new LineageWorker());

@@ -1,0 +1,226 @@
+using System.Text.Json;
+using MassTransit;
+using MeshBus.Agent;
+using MeshBus.Cli.Commands.Halt;
+using MeshBus.Contracts;
+using MeshBus.Hosting;
+using MeshBus.Ledger;
+using MeshBus.Ledger.Merkle;
+using MeshBus.Persistence;
+using MeshBus.Trust;
+using MeshBus.Trust.Crypto;
+using MeshBus.Workers.Authorize;
+using MeshBus.Workers.Enforce;
+using MeshBus.Workers.Enforce.Lifecycle;
+using MeshBus.Workers.Lineage;
+using MeshBus.Workers.Sync;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace MeshBus.Cli.Commands.Demo;
+
+/// <summary>
+/// <c>meshbus demo</c>: the embedded walking skeleton. One process hosts the four workers of <c>acme.example/prod</c>
+/// on MassTransit's in-memory transport with SQLite under a data directory, creates the domain's keys, and walks an
+/// agent through a grant, a denial and an operator halt, then verifies the lineage log. Exit 0 only if every step
+/// behaved as expected.
+/// </summary>
+public sealed class DemoCommand : CliCommand, IHasFlags
+{
+    private const string Domain = "acme.example/prod";
+
+    /// <inheritdoc />
+    public override string Name => "demo";
+
+    /// <inheritdoc />
+    public override string Summary => "Run the embedded mesh and walk an agent through grant, denial, halt and lineage";
+
+    /// <inheritdoc />
+    public override string Usage => """
+        usage: meshbus demo [--data DIR] [--out FILE] [--json]
+
+        Starts Sync, Authorize, Enforce and Lineage for acme.example/prod in this process (in-memory transport,
+        SQLite under DIR or a new temporary directory), then prints each step: an allowed intent and its verified
+        grant, execution started and heartbeating, a denied intent and its reason, an operator halt (token cancelled,
+        ExecutionHalted, saga Halted, halt in lineage), and the lineage log's recomputed root.
+          --json       print a machine-readable summary instead of the transcript
+          --out FILE   also write the transcript (or the JSON summary with --json) to FILE
+        Exit 0 when every step behaved as expected, 1 otherwise.
+        """;
+
+    /// <inheritdoc />
+    public string[] Flags => ["json"];
+
+    /// <inheritdoc />
+    public override async Task<int> RunAsync(CliArgs args, CliConsole console, CancellationToken cancellationToken)
+    {
+        var data = args.Option("data");
+        var outFile = args.Option("out");
+        var json = args.Flag("json");
+        args.RejectUnknown();
+        data ??= Path.Combine(Path.GetTempPath(), "meshbus-demo-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(data);
+
+        var transcript = new StringWriter();
+        var steps = new List<DemoStep>();
+        void Say(string line)
+        {
+            transcript.WriteLine(line);
+            if (!json)
+            {
+                console.Out.WriteLine(line);
+            }
+        }
+
+        void Step(string name, bool ok, string detail)
+        {
+            steps.Add(new DemoStep(name, ok, detail));
+            Say($"{(ok ? "ok  " : "FAIL")} {name}: {detail}");
+        }
+
+        await RunStepsAsync(data, Say, Step, cancellationToken);
+        var passed = steps.Count > 0 && steps.All(s => s.Ok);
+        Say(passed ? "demo: every step behaved as expected" : "demo: some steps did not behave as expected");
+        var summary = JsonSerializer.Serialize(new { domain = Domain, dataDirectory = data, ok = passed, steps }, new JsonSerializerOptions(JsonSerializerDefaults.Web) { WriteIndented = true });
+        if (json)
+        {
+            console.Out.WriteLine(summary);
+        }
+
+        if (outFile is not null)
+        {
+            await File.WriteAllTextAsync(outFile, json ? summary : transcript.ToString(), cancellationToken);
+        }
+
+        return passed ? 0 : 1;
+    }
+
+    private static async Task RunStepsAsync(string data, Action<string> say, Action<string, bool, string> step, CancellationToken ct)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var keyDir = Path.Combine(data, "keys");
+        var keys = File.Exists(Path.Combine(keyDir, DomainKeys.KeySetFile))
+            ? DomainKeys.Load(keyDir, KeyUsage.Credential)
+            : DomainKeys.Load(DomainAdministration.Initialize(keyDir, Domain, now).DirectoryPath, KeyUsage.Credential);
+        say($"domain {Domain}: key set {keys.KeySet.Sequence} in {keyDir}, data in {data}");
+
+        var builder = Host.CreateApplicationBuilder([]);
+        builder.Logging.ClearProviders();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["MeshBus:Domain"] = Domain,
+            ["MeshBus:Transport"] = "InMemory",
+            ["MeshBus:DataDirectory"] = data,
+            ["MeshBus:KeyDirectory"] = keyDir,
+        });
+        builder.Services.AddMeshBus(builder.Configuration, [new SyncWorker(), new AuthorizeWorker(), new EnforceWorker(), new LineageWorker()]);
+        using var host = builder.Build();
+        MeshBusHost.ValidateOptions(host.Services);
+        await host.StartAsync(ct);
+        try
+        {
+            var bus = host.Services.GetRequiredService<IBus>();
+            var sagas = host.Services.GetRequiredService<ISagaStateReader>();
+            var lineage = host.Services.GetRequiredService<ILineageLog>();
+            say("workers started: sync, authorize, enforce, lineage (in-memory transport)");
+
+            var privateKey = Ed25519Keys.NewPrivateKey();
+            var subject = Domain + "/agents/deployer";
+            var credential = Credentials.Issue(
+                new CredentialClaims(Domain, subject, "c-" + Guid.NewGuid().ToString("N")[..8], Base64Url.Encode(Ed25519Keys.PublicKeyOf(privateKey)),
+                    new AgentAttributes("sha256:demo", "demo", "team-web", ["deployers"]), now, now, now.AddHours(1)),
+                keys.Signer(KeyUsage.Credential, now));
+            await using var agent = await MeshBusAgent.ConnectAsync(bus, new MeshBusAgentOptions
+            {
+                Subject = subject,
+                HomeDomain = Domain,
+                PrivateKey = privateKey,
+                Credential = credential,
+                KeyResolver = keys.LoadTrust(),
+                DecisionTimeout = TimeSpan.FromSeconds(15),
+            }, ct);
+            say($"agent {subject} has a credential; it reads queue {agent.QueueName}");
+
+            // 1. Allowed intent.
+            var allowed = await SubmitAsync(agent, new IntentRequest("deploy", "k8s://cluster-a/ns/web") { MaxDuration = TimeSpan.FromMinutes(5) }, ct);
+            var lease = allowed?.Lease;
+            step("allowed intent", lease is not null, lease is not null
+                ? $"grant {lease.Claims.GrantId} verified by the agent (lineage index {lease.Claims.LineageIndex}, lease {lease.Remaining().TotalSeconds:0} s)"
+                : allowed?.Denial is { } d ? $"expected a grant, got {d.Reason}: {d.Detail}" : "no decision arrived");
+            if (lease is not null)
+            {
+                await lease.StartAsync(ct);
+                await lease.HeartbeatAsync();
+                var executing = await WaitAsync(() => sagas.LoadAsync<IntentLifecycleState>(lease.IntentId, ct), s => s?.CurrentState == "Executing");
+                step("execution started", executing, executing ? "ExecutionStarted and a heartbeat sent; saga Executing" : "saga did not reach Executing");
+            }
+
+            // 2. Denied intent.
+            var denied = await SubmitAsync(agent, new IntentRequest("delete", "k8s://cluster-a/ns/web"), ct);
+            step("denied intent", denied?.Denial is { RejectedByAgent: false }, denied?.Denial is { } dn
+                ? $"denied {dn.Reason}: {dn.Detail}"
+                : denied?.Lease is not null ? "expected a denial, got a grant" : "no decision arrived");
+
+            // 3. Operator halt.
+            if (lease is not null)
+            {
+                var halt = HaltCommand.Create(Domain, GovernanceScope.Execution, lease.IntentId.ToString(), "demo: operator halt", DateTimeOffset.UtcNow);
+                say($"operator: meshbus halt --intent {lease.IntentId}");
+                await bus.Publish(halt, ct);
+                var cancelled = await WaitAsync(() => Task.FromResult(lease.Token.IsCancellationRequested), c => c);
+                step("halt reaches the agent", cancelled, cancelled ? $"lease token cancelled ({lease.StopReason})" : "token not cancelled");
+                var halted = await WaitAsync(() => sagas.LoadAsync<IntentLifecycleState>(lease.IntentId, ct), s => s?.CurrentState == "Halted");
+                step("saga halted", halted, halted ? "ExecutionHalted acknowledged; saga Halted" : "saga not Halted");
+                var recorded = await WaitAsync(() => lineage.GetByKeyAsync($"halted:{lease.IntentId:D}", ct), r => r is not null);
+                step("halt in lineage", recorded, recorded ? $"halted:{lease.IntentId:D} recorded" : "ExecutionHalted not in lineage");
+            }
+
+            // 4. Lineage verification.
+            var head = await lineage.GetTreeHeadAsync(ct);
+            var leaves = new List<byte[]>();
+            for (var i = 0L; i < head.Size; i++)
+            {
+                leaves.Add((await lineage.GetAsync(i, ct))!.Data);
+            }
+
+            var rootOk = head.Size > 0 && MerkleTree.RootOf(leaves).AsSpan().SequenceEqual(head.RootHash);
+            step("lineage verified", rootOk, $"{head.Size} entries, recomputed RFC 6962 root {(rootOk ? "matches" : "DIFFERS from")} {Convert.ToHexStringLower(head.RootHash)}");
+        }
+        finally
+        {
+            await host.StopAsync(CancellationToken.None);
+        }
+    }
+
+    private static async Task<IntentOutcome?> SubmitAsync(MeshBusAgent agent, IntentRequest request, CancellationToken ct)
+    {
+        try
+        {
+            return await agent.SubmitIntentAsync(request, ct);
+        }
+        catch (IntentDecisionTimeoutException)
+        {
+            return null;
+        }
+    }
+
+    private static async Task<bool> WaitAsync<T>(Func<Task<T>> probe, Func<T, bool> done)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (done(await probe()))
+            {
+                return true;
+            }
+
+            await Task.Delay(50);
+        }
+
+        return false;
+    }
+
+    private sealed record DemoStep(string Name, bool Ok, string Detail);
+}

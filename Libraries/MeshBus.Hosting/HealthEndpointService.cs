@@ -1,0 +1,62 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace MeshBus.Hosting;
+
+/// <summary>
+/// Serves <c>/health/live</c> (the process runs) and <c>/health/ready</c> (every check tagged <c>ready</c> passes: the
+/// bus is connected, storage answers) on <see cref="HealthOptions.Urls"/>, on a small Kestrel of its own so the worker
+/// host stays a generic host.
+/// </summary>
+internal sealed class HealthEndpointService(IOptions<HealthOptions> options, HealthCheckService checks, ILogger<HealthEndpointService> logger) : IHostedService, IAsyncDisposable
+{
+    private WebApplication? _app;
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var urls = options.Value.Urls;
+        if (string.IsNullOrWhiteSpace(urls))
+        {
+            return;
+        }
+
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls(urls);
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton(checks);
+        _app = builder.Build();
+        _app.MapGet("/health/live", () => Results.Text("live"));
+        _app.MapGet("/health/ready", async (HttpContext http) =>
+        {
+            var report = await checks.CheckHealthAsync(r => r.Tags.Contains("ready"), http.RequestAborted);
+            var body = string.Join('\n', report.Entries.Select(e => $"{e.Key}: {e.Value.Status}{(e.Value.Description is { } d ? " - " + d : "")}"));
+            return Results.Text(
+                report.Status == HealthStatus.Healthy ? "ready\n" + body : "not ready\n" + body,
+                statusCode: report.Status == HealthStatus.Healthy ? 200 : 503);
+        });
+        await _app.StartAsync(cancellationToken);
+        logger.LogInformation("Health endpoints on {Urls}: /health/live, /health/ready", urls);
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_app is not null)
+        {
+            await _app.StopAsync(cancellationToken);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_app is not null)
+        {
+            await _app.DisposeAsync();
+        }
+    }
+}

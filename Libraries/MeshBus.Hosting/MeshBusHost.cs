@@ -1,0 +1,104 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace MeshBus.Hosting;
+
+/// <summary>Builds and runs a worker process: <c>return await MeshBusHost.RunAsync(args, new AuthorizeWorker());</c>.</summary>
+public static class MeshBusHost
+{
+    /// <summary>Creates the host builder with MeshBus defaults (configuration from appsettings, environment, command line).</summary>
+    public static HostApplicationBuilder CreateBuilder(string[] args, params IMeshBusWorker[] workers)
+    {
+        var builder = Host.CreateApplicationBuilder(args);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss.fff ";
+        });
+        builder.Services.AddMeshBus(builder.Configuration, workers);
+        return builder;
+    }
+
+    /// <summary>
+    /// Runs the workers until SIGTERM/Ctrl-C (graceful shutdown: in-flight messages finish). Returns 0, or 2 with the
+    /// list of missing or invalid settings when configuration is wrong.
+    /// </summary>
+    public static async Task<int> RunAsync(string[] args, params IMeshBusWorker[] workers)
+    {
+        IHost host;
+        try
+        {
+            host = CreateBuilder(args, workers).Build();
+            ValidateOptions(host.Services);
+        }
+        catch (Exception e) when (ValidationFailures(e) is { Count: > 0 } failures)
+        {
+            await Console.Error.WriteLineAsync("meshbus: configuration error:");
+            foreach (var failure in failures)
+            {
+                await Console.Error.WriteLineAsync("  - " + failure);
+            }
+
+            return 2;
+        }
+
+        try
+        {
+            await host.StartAsync();
+        }
+        catch (OperationCanceledException) when (host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested)
+        {
+            // SIGTERM arrived while starting: not a crash, stop what did start below.
+        }
+
+        await host.WaitForShutdownAsync();
+        host.Dispose();
+        return 0;
+    }
+
+    /// <summary>Resolves every validated options section so a wrong setting fails before anything starts.</summary>
+    public static void ValidateOptions(IServiceProvider services)
+    {
+        var failures = new List<string>();
+        foreach (var resolve in new Func<object>[]
+        {
+            () => services.GetRequiredService<IOptions<MeshBusOptions>>().Value,
+            () => services.GetRequiredService<IOptions<RabbitMqTransportOptions>>().Value,
+            () => services.GetRequiredService<IOptions<StorageOptions>>().Value,
+        })
+        {
+            try
+            {
+                resolve();
+            }
+            catch (OptionsValidationException e)
+            {
+                failures.AddRange(e.Failures);
+            }
+        }
+
+        if (failures.Count > 0)
+        {
+            throw new OptionsValidationException(Options.DefaultName, typeof(MeshBusOptions), failures.Distinct());
+        }
+    }
+
+    private static List<string> ValidationFailures(Exception e) => e switch
+    {
+        OptionsValidationException v => v.Failures.Distinct().ToList(),
+        AggregateException a => a.InnerExceptions.SelectMany(ValidationFailures).Distinct().ToList(),
+        _ => [],
+    };
+
+    /// <summary>Reads a configuration value the way the host does, for tools that start hosts themselves.</summary>
+    public static IConfigurationRoot BuildConfiguration(string[] args, IDictionary<string, string?>? overrides = null) =>
+        new ConfigurationBuilder()
+            .AddEnvironmentVariables()
+            .AddCommandLine(args)
+            .AddInMemoryCollection(overrides ?? new Dictionary<string, string?>())
+            .Build();
+}

@@ -1,0 +1,97 @@
+namespace MeshBus.Hosting;
+
+/// <summary>Which broker a domain's bus runs on.</summary>
+public enum TransportKind
+{
+    /// <summary>MassTransit's in-memory transport: embedded mode and fast tests.</summary>
+    InMemory,
+
+    /// <summary>RabbitMQ: one broker per domain, workers as competing consumers.</summary>
+    RabbitMq,
+}
+
+/// <summary>Where durable state lives.</summary>
+public enum StorageProvider
+{
+    /// <summary>Embedded SQLite files under <see cref="MeshBusOptions.DataDirectory"/>.</summary>
+    Sqlite,
+
+    /// <summary>PostgreSQL, shared by the replicas of a fleet.</summary>
+    Postgres,
+}
+
+/// <summary>The <c>MeshBus</c> configuration section (environment: <c>MeshBus__Domain</c>, ...).</summary>
+public sealed class MeshBusOptions
+{
+    /// <summary>The section name.</summary>
+    public const string Section = "MeshBus";
+
+    /// <summary>The trust domain this process serves, e.g. <c>acme.example/prod</c>. Required.</summary>
+    public string Domain { get; set; } = "";
+
+    /// <summary>The transport.</summary>
+    public TransportKind Transport { get; set; } = TransportKind.InMemory;
+
+    /// <summary>Directory for embedded state (SQLite files) and the domain's key directory by default.</summary>
+    public string DataDirectory { get; set; } = ".meshbus";
+
+    /// <summary>Directory holding the domain's keys (written by <c>meshbus keys init</c>); defaults to <c>DataDirectory/keys</c>.</summary>
+    public string? KeyDirectory { get; set; }
+
+    /// <summary>Immediate retries of a failing message before it is redelivered later.</summary>
+    public int ImmediateRetries { get; set; } = 3;
+
+    /// <summary>Delays of the later redeliveries (seconds) before the message goes to the error queue.</summary>
+    public double[] RedeliverySeconds { get; set; } = [1, 5, 15];
+
+    /// <summary>The directory of the domain's keys.</summary>
+    public string ResolvedKeyDirectory => KeyDirectory ?? Path.Combine(DataDirectory, "keys");
+}
+
+/// <summary>The <c>RabbitMqTransport</c> section (environment: <c>RabbitMqTransport__Host</c>, ...).</summary>
+public sealed class RabbitMqTransportOptions
+{
+    /// <summary>The section name.</summary>
+    public const string Section = "RabbitMqTransport";
+
+    /// <summary>Broker host name.</summary>
+    public string Host { get; set; } = "";
+
+    /// <summary>AMQP port.</summary>
+    public ushort Port { get; set; } = 5672;
+
+    /// <summary>Virtual host (one per domain when domains share a broker in tests).</summary>
+    public string VirtualHost { get; set; } = "/";
+
+    /// <summary>User name.</summary>
+    public string Username { get; set; } = "";
+
+    /// <summary>Password.</summary>
+    public string Password { get; set; } = "";
+
+    /// <summary>Default prefetch per endpoint (consumer definitions may set their own).</summary>
+    public ushort PrefetchCount { get; set; } = 32;
+}
+
+/// <summary>The <c>Storage</c> section.</summary>
+public sealed class StorageOptions
+{
+    /// <summary>The section name.</summary>
+    public const string Section = "Storage";
+
+    /// <summary>SQLite (embedded) or PostgreSQL (fleet).</summary>
+    public StorageProvider Provider { get; set; } = StorageProvider.Sqlite;
+
+    /// <summary>PostgreSQL connection string (required with <see cref="StorageProvider.Postgres"/>).</summary>
+    public string? ConnectionString { get; set; }
+}
+
+/// <summary>The <c>Health</c> section: where <c>/health/live</c> and <c>/health/ready</c> are served.</summary>
+public sealed class HealthOptions
+{
+    /// <summary>The section name.</summary>
+    public const string Section = "Health";
+
+    /// <summary>The URL Kestrel listens on, e.g. <c>http://0.0.0.0:8080</c> in a container; empty disables the endpoints.</summary>
+    public string Urls { get; set; } = "";
+}

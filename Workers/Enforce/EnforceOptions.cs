@@ -1,0 +1,23 @@
+namespace MeshBus.Workers.Enforce;
+
+/// <summary>The <c>Enforce</c> section: the lifecycle saga's deadlines.</summary>
+public sealed class EnforceOptions
+{
+    /// <summary>The section name.</summary>
+    public const string Section = "Enforce";
+
+    /// <summary>How long a submitted intent may wait for a decision before its saga gives up (ends <c>Expired</c>).</summary>
+    public TimeSpan DecisionTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>An executing agent that sends no heartbeat for this long is halted (<c>HeartbeatLost</c>).</summary>
+    public TimeSpan HeartbeatTimeout { get; set; } = TimeSpan.FromSeconds(45);
+
+    /// <summary>How long an agent has to report <c>ExecutionHalted</c> after a halt before it is quarantined.</summary>
+    public TimeSpan HaltAcknowledgementTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Slack after the lease's <c>exp</c> before the saga records the execution as expired.</summary>
+    public TimeSpan LeaseGrace { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>A heartbeat asks for a renewal once less than this fraction of the lease remains.</summary>
+    public double RenewalFraction { get; set; } = 0.5;
+}

@@ -1,0 +1,90 @@
+using MassTransit;
+using MeshBus.Contracts;
+using MeshBus.Persistence;
+using MeshBus.Trust;
+using MeshBus.Workers.Enforce.Lifecycle;
+using Microsoft.Extensions.Logging;
+
+namespace MeshBus.Workers.Enforce.Halts;
+
+/// <summary>
+/// Resolves a halt to its executions — one intent, or every live execution of an agent, a peer or a key found through
+/// the saga index (written in the same transaction as the saga) — and routes it: the halt command to each agent's own
+/// queue (the SDK cancels its lease), an <see cref="ExecutionHaltRequested"/> to each execution's saga.
+/// </summary>
+public sealed class HaltExecutionConsumer(ISagaIndex index, ISagaStateReader states, ILogger<HaltExecutionConsumer> logger) : IConsumer<HaltExecution>
+{
+    /// <inheritdoc />
+    public async Task Consume(ConsumeContext<HaltExecution> context)
+    {
+        var halt = context.Message;
+        var ct = context.CancellationToken;
+        var agents = new HashSet<string>(StringComparer.Ordinal);
+        IReadOnlyList<Guid> targets;
+        if (halt.Scope == GovernanceScope.Execution)
+        {
+            var intentId = halt.IntentId ?? (Guid.TryParse(halt.Subject, out var id) ? id : throw new InvalidHaltException($"halt {halt.HaltId}: execution scope needs an intent id, got '{halt.Subject}'"));
+            // The saga may not exist yet (the halt raced the intent): fail, so redelivery tries again later and an
+            // unknown id ends in the error queue with this reason instead of vanishing.
+            var state = await states.LoadAsync<IntentLifecycleState>(intentId, ct)
+                ?? throw new InvalidHaltException($"halt {halt.HaltId}: no execution is known for intent {intentId}");
+            if (state.Agent.Length > 0)
+            {
+                agents.Add(state.Agent);
+            }
+
+            targets = [intentId];
+        }
+        else
+        {
+            var kind = halt.Scope switch
+            {
+                GovernanceScope.Agent => IntentLifecycleState.AgentIndex,
+                GovernanceScope.Peer => IntentLifecycleState.PeerIndex,
+                GovernanceScope.Key => IntentLifecycleState.KeyIndex,
+                _ => throw new InvalidHaltException($"halt {halt.HaltId}: unknown scope {halt.Scope}"),
+            };
+            if (string.IsNullOrWhiteSpace(halt.Subject))
+            {
+                throw new InvalidHaltException($"halt {halt.HaltId}: scope {halt.Scope} needs a subject");
+            }
+
+            targets = await index.FindAsync<IntentLifecycleState>(kind, halt.Subject, ct);
+            if (halt.Scope == GovernanceScope.Agent)
+            {
+                // The agent may hold a lease its saga has not recorded yet: it hears the halt regardless.
+                agents.Add(halt.Subject);
+            }
+
+            foreach (var id in targets)
+            {
+                if (await states.LoadAsync<IntentLifecycleState>(id, ct) is { Agent.Length: > 0 } s)
+                {
+                    agents.Add(s.Agent);
+                }
+            }
+        }
+
+        logger.LogInformation("Halt {HaltId} ({Scope} {Subject}, {Reason}): {Executions} execution(s), {Agents} agent(s)", halt.HaltId, halt.Scope, halt.Subject, halt.Reason, targets.Count, agents.Count);
+        foreach (var agent in agents)
+        {
+            var endpoint = await context.GetSendEndpoint(AgentQueue.Address(agent));
+            await endpoint.Send(halt, ct);
+        }
+
+        foreach (var id in targets)
+        {
+            await context.Publish(new ExecutionHaltRequested(id, halt), ct);
+        }
+    }
+}
+
+/// <summary>A halt that cannot be applied (unknown intent, missing subject): redelivered, then in the error queue with this reason.</summary>
+public sealed class InvalidHaltException(string message) : Exception(message);
+
+/// <summary>Retries live in the endpoint defaults; halts are small and independent, so they run concurrently.</summary>
+public sealed class HaltExecutionConsumerDefinition : ConsumerDefinition<HaltExecutionConsumer>
+{
+    /// <summary>Creates the definition.</summary>
+    public HaltExecutionConsumerDefinition() => ConcurrentMessageLimit = 16;
+}

@@ -1,0 +1,45 @@
+using System.Text.Json;
+using MeshBus.Trust.Crypto;
+
+namespace MeshBus.Workers.Enforce.Lifecycle;
+
+/// <summary>
+/// Reads routing facts (kid, jti, iat, exp) out of a JWS without verifying it. Enforce is not a verifier: it only
+/// indexes executions so scoped halts find them; the agent and the resources verify grants.
+/// </summary>
+internal static class JwsPeek
+{
+    public static string? HeaderKeyId(string? jws) => Part(jws, 0) is { } h && h.TryGetProperty("kid", out var kid) && kid.ValueKind == JsonValueKind.String ? kid.GetString() : null;
+
+    public static (string? Jti, long? Iat, long? Exp) Claims(string? jws)
+    {
+        if (Part(jws, 1) is not { } p)
+        {
+            return (null, null, null);
+        }
+
+        return (
+            p.TryGetProperty("jti", out var jti) && jti.ValueKind == JsonValueKind.String ? jti.GetString() : null,
+            p.TryGetProperty("iat", out var iat) && iat.TryGetInt64(out var i) ? i : null,
+            p.TryGetProperty("exp", out var exp) && exp.TryGetInt64(out var e) ? e : null);
+    }
+
+    private static JsonElement? Part(string? jws, int index)
+    {
+        var parts = jws?.Split('.');
+        if (parts is not { Length: 3 } || !Base64Url.TryDecode(parts[index], out var bytes))
+        {
+            return null;
+        }
+
+        try
+        {
+            using var doc = JsonDocument.Parse(bytes);
+            return doc.RootElement.ValueKind == JsonValueKind.Object ? doc.RootElement.Clone() : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,46 @@
+using Microsoft.Extensions.Options;
+using Xunit;
+
+namespace MeshBus.Hosting.Tests;
+
+public sealed class OptionsValidationTests
+{
+    private static OptionsValidationException Failure(params string[] args)
+    {
+        using var host = MeshBusHost.CreateBuilder(args, new EmptyWorker()).Build();
+        return Assert.Throws<OptionsValidationException>(() => MeshBusHost.ValidateOptions(host.Services));
+    }
+
+    [Fact]
+    public void A_missing_domain_is_named_with_its_environment_variable()
+    {
+        var e = Failure();
+        Assert.Contains(e.Failures, f => f.Contains("MeshBus__Domain", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void RabbitMq_transport_without_host_user_and_password_names_each_variable()
+    {
+        var e = Failure("--MeshBus:Domain=acme.example/prod", "--MeshBus:Transport=RabbitMq");
+        Assert.Contains(e.Failures, f => f.Contains("RabbitMqTransport__Host", StringComparison.Ordinal));
+        Assert.Contains(e.Failures, f => f.Contains("RabbitMqTransport__Username", StringComparison.Ordinal));
+        Assert.Contains(e.Failures, f => f.Contains("RabbitMqTransport__Password", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Postgres_storage_without_connection_string_names_the_variable()
+    {
+        var e = Failure("--MeshBus:Domain=acme.example/prod", "--Storage:Provider=Postgres");
+        Assert.Contains(e.Failures, f => f.Contains("Storage__ConnectionString", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_complete_configuration_validates()
+    {
+        using var host = MeshBusHost.CreateBuilder(
+            ["--MeshBus:Domain=acme.example/prod", "--MeshBus:Transport=RabbitMq", "--RabbitMqTransport:Host=localhost",
+             "--RabbitMqTransport:Username=u", "--RabbitMqTransport:Password=p"],
+            new EmptyWorker()).Build();
+        MeshBusHost.ValidateOptions(host.Services);
+    }
+}

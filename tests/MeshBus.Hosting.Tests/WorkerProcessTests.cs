@@ -1,0 +1,149 @@
+using System.Diagnostics;
+using System.Text;
+using Xunit;
+
+namespace MeshBus.Hosting.Tests;
+
+/// <summary>The real <c>meshbus-authorize</c> executable: start-up errors and graceful shutdown on SIGTERM.</summary>
+public sealed class WorkerProcessTests
+{
+    private static readonly string[] OwnSections = ["MeshBus__", "RabbitMqTransport__", "Storage__", "Health__"];
+
+    private sealed class WorkerProcess : IDisposable
+    {
+        private readonly StringBuilder _output = new();
+        private readonly Process _process;
+
+        public WorkerProcess(IDictionary<string, string> environment)
+        {
+            var tfm = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+            var dll = Path.Combine(TestPaths.RepositoryRoot(), "Workers", "Authorize", "bin", tfm.Parent!.Name, tfm.Name, "meshbus-authorize.dll");
+            Assert.True(File.Exists(dll), "worker not built: " + dll);
+            var start = new ProcessStartInfo("dotnet", [dll])
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                RedirectStandardInput = true,
+                UseShellExecute = false,
+            };
+            foreach (var key in start.Environment.Keys.Where(k => OwnSections.Any(s => k.StartsWith(s, StringComparison.OrdinalIgnoreCase))).ToList())
+            {
+                start.Environment.Remove(key);
+            }
+
+            start.Environment.Remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+            foreach (var (key, value) in environment)
+            {
+                start.Environment[key] = value;
+            }
+
+            _process = new Process { StartInfo = start };
+            _process.OutputDataReceived += (_, e) => Append(e.Data);
+            _process.ErrorDataReceived += (_, e) => Append(e.Data);
+            _process.Start();
+            _process.BeginOutputReadLine();
+            _process.BeginErrorReadLine();
+        }
+
+        public int Id => _process.Id;
+
+        public string Output
+        {
+            get
+            {
+                lock (_output)
+                {
+                    return _output.ToString();
+                }
+            }
+        }
+
+        private void Append(string? line)
+        {
+            if (line is null)
+            {
+                return;
+            }
+
+            lock (_output)
+            {
+                _output.AppendLine(line);
+            }
+        }
+
+        public async Task<bool> WaitForOutputAsync(string text, TimeSpan timeout)
+        {
+            var until = DateTime.UtcNow + timeout;
+            while (DateTime.UtcNow < until && !_process.HasExited)
+            {
+                if (Output.Contains(text, StringComparison.Ordinal))
+                {
+                    return true;
+                }
+
+                await Task.Delay(100);
+            }
+
+            return Output.Contains(text, StringComparison.Ordinal);
+        }
+
+        public async Task<int?> WaitForExitAsync(TimeSpan timeout)
+        {
+            using var cts = new CancellationTokenSource(timeout);
+            try
+            {
+                await _process.WaitForExitAsync(cts.Token);
+                return _process.ExitCode;
+            }
+            catch (OperationCanceledException)
+            {
+                return null;
+            }
+        }
+
+        public void Dispose()
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+
+            _process.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task A_worker_without_its_domain_exits_with_code_2_naming_the_variable()
+    {
+        using var worker = new WorkerProcess(new Dictionary<string, string>());
+        var code = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(code == 2, $"exit code {code}\n{worker.Output}");
+        Assert.Contains("MeshBus__Domain", worker.Output, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("Application started")]
+    [InlineData("Bus started")]
+    public async Task A_worker_stops_its_bus_and_exits_0_within_seconds_of_SIGTERM(string sentAfter)
+    {
+        using var worker = new WorkerProcess(new Dictionary<string, string>
+        {
+            ["MeshBus__Domain"] = "acme.example/sigterm",
+            ["MeshBus__Transport"] = "InMemory",
+            ["MeshBus__DataDirectory"] = TestPaths.TempDirectory(),
+            ["Health__Urls"] = $"http://127.0.0.1:{TestPaths.FreePort()}",
+        });
+        // "Bus started" comes before the health endpoint has started: SIGTERM then lands in the middle of start-up.
+        Assert.True(await worker.WaitForOutputAsync(sentAfter, TimeSpan.FromSeconds(60)), worker.Output);
+
+        using (var kill = Process.Start("kill", ["-TERM", worker.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        var stopwatch = Stopwatch.StartNew();
+        var code = await worker.WaitForExitAsync(TimeSpan.FromSeconds(15));
+        Assert.True(code == 0, $"exit code {code?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none (still running)"} after {stopwatch.Elapsed}\n{worker.Output}");
+        Assert.Contains("Bus stopped", worker.Output, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,16 @@
+using MeshBus.TestSupport;
+using Xunit;
+
+namespace MeshBus.Integration.Tests;
+
+/// <summary>Tests on the shared RabbitMQ (xunit 2 discovers collection definitions only in the test assembly).</summary>
+[CollectionDefinition("rabbitmq")]
+public sealed class RabbitMqCollection : ICollectionFixture<RabbitMqFixture>;
+
+/// <summary>Tests on the shared NATS with JetStream.</summary>
+[CollectionDefinition("nats")]
+public sealed class NatsCollection : ICollectionFixture<NatsFixture>;
+
+/// <summary>Tests on the shared PostgreSQL.</summary>
+[CollectionDefinition("postgres")]
+public sealed class PostgresCollection : ICollectionFixture<PostgresFixture>;

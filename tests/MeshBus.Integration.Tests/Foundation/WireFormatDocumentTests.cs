@@ -1,0 +1,73 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using MassTransit.Serialization;
+using MeshBus.Contracts;
+using Xunit;
+
+namespace MeshBus.Integration.Tests.Foundation;
+
+/// <summary>
+/// docs/wire-format.md tells the truth: every contract has an example there, and each example reads back through
+/// MassTransit's own serializer settings and writes out as the same JSON.
+/// </summary>
+public sealed partial class WireFormatDocumentTests
+{
+    private static readonly JsonSerializerOptions MassTransitJson = SystemTextJsonMessageSerializer.Options;
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "MeshBus.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("MeshBus.sln not found");
+    }
+
+    [GeneratedRegex(@"<!-- example: (\w+) -->\s*```json\n(.*?)\n```", RegexOptions.Singleline)]
+    private static partial Regex ExampleBlock();
+
+    private static Dictionary<string, string> Examples() =>
+        ExampleBlock().Matches(File.ReadAllText(Path.Combine(RepositoryRoot(), "docs", "wire-format.md")))
+            .ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value);
+
+    private static IEnumerable<Type> ContractRecords() =>
+        typeof(IntentSubmitted).Assembly.GetExportedTypes().Where(t => t.IsClass && t.Namespace == "MeshBus.Contracts");
+
+    [Fact]
+    public void Every_contract_message_has_an_example_in_the_wire_format_document()
+    {
+        var examples = Examples();
+        var missing = ContractRecords().Select(t => t.Name).Where(n => !examples.ContainsKey(n)).ToList();
+        Assert.True(missing.Count == 0, "no example for " + string.Join(", ", missing));
+    }
+
+    [Fact]
+    public void Every_example_round_trips_through_MassTransit_serializer_unchanged()
+    {
+        foreach (var (name, json) in Examples())
+        {
+            var type = typeof(IntentSubmitted).Assembly.GetType("MeshBus.Contracts." + name);
+            Assert.True(type is not null, "unknown message " + name);
+            var message = JsonSerializer.Deserialize(json, type, MassTransitJson);
+            var written = JsonSerializer.SerializeToNode(message, type, MassTransitJson);
+            Assert.True(JsonNode.DeepEquals(JsonNode.Parse(json), written), $"{name}: the document says\n{json}\nMassTransit writes\n{written}");
+        }
+    }
+
+    [Fact]
+    public void Enums_travel_as_integers_and_their_names_are_not_accepted()
+    {
+        var denied = new GrantDenied(Guid.NewGuid(), "acme.example/prod", "acme.example/prod/agents/a", GovernanceReason.NoMatchingRule, "no rule", null, []);
+        var json = JsonSerializer.SerializeToNode(denied, MassTransitJson)!;
+        Assert.Equal(JsonValueKind.Number, json["reason"]!.GetValueKind());
+        Assert.Equal((int)GovernanceReason.NoMatchingRule, json["reason"]!.GetValue<int>());
+
+        json["reason"] = "NoMatchingRule";
+        Assert.Throws<JsonException>(() => json.Deserialize<GrantDenied>(MassTransitJson));
+    }
+}
