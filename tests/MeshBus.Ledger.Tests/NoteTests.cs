@@ -23,7 +23,7 @@ public sealed class NoteTests
         var opened = SignedNote.Open(note, [signer.VerifierKey]);
         Assert.Equal(Body, opened.Body);
         Assert.Equal(5, Checkpoint.Parse(opened.Body).Size);
-        Assert.Equal(signer.VerifierKey, NoteKeys.ParseVerifierKey(signer.VerifierKey.ToString()));
+        Assert.Equal(signer.VerifierKey, VerifierKey.Parse(signer.VerifierKey.ToString()));
         Assert.Contains("+", signer.VerifierKey.ToString().Split('+', 3)[2], StringComparison.Ordinal); // base64 with a plus: split at the first two only
     }
 
