@@ -11,12 +11,15 @@ namespace MeshBus.Policy.Evaluation;
 internal sealed class SelectorIndex
 {
     private readonly RuleSelector[] _selectors;
+    private readonly ResourcePattern[][] _resources;
     private readonly Dictionary<string, int[]> _byAction;
     private readonly int[] _anyAction;
 
     public SelectorIndex(IReadOnlyList<RuleSelector> selectors)
     {
         _selectors = [.. selectors];
+        // Arrays, not the selectors' lists: iterating an IReadOnlyList allocates an enumerator per candidate.
+        _resources = [.. _selectors.Select(s => s.Resources.ToArray())];
         var any = new List<int>();
         var named = new Dictionary<string, SortedSet<int>>(StringComparer.Ordinal);
         for (var i = 0; i < _selectors.Length; i++)
@@ -55,7 +58,7 @@ internal sealed class SelectorIndex
     /// <summary>Whether candidate <paramref name="rule"/> matches <paramref name="resource"/> (its action is already known to match).</summary>
     public bool ResourceMatches(int rule, string resource)
     {
-        foreach (var p in _selectors[rule].Resources)
+        foreach (var p in _resources[rule])
         {
             if (p.IsMatch(resource))
             {
