@@ -1,7 +1,13 @@
 using MassTransit;
 using MeshBus.Hosting;
+using MeshBus.Ledger;
+using MeshBus.Workers.Authorize.Checks;
+using MeshBus.Workers.Authorize.Consumers;
+using MeshBus.Workers.Authorize.Decisions;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace MeshBus.Workers.Authorize;
 
@@ -14,10 +20,41 @@ public sealed class AuthorizeWorker : IMeshBusWorker
     /// <inheritdoc />
     public void ConfigureServices(IServiceCollection services, IConfiguration configuration)
     {
+        services.AddOptions<AuthorizeOptions>().BindConfiguration(AuthorizeOptions.Section);
+        services.TryAddSingleton<ISyncState, SyncState>();
+        services.TryAddSingleton<ILoadedGovernance, LoadedGovernance>();
+        services.TryAddSingleton<IntentAuthorizer>();
+        services.TryAddSingleton<IQuarantineState>(sp =>
+        {
+            var storage = sp.GetRequiredService<IOptions<StorageOptions>>().Value;
+            return storage.Provider == StorageProvider.Postgres
+                ? new PostgresQuarantineState(storage.ConnectionString!)
+                : new SqliteQuarantineState(Path.Combine(DataDirectory(sp), "authorize.db"));
+        });
+        // The domain's lineage log; a process hosting several workers shares one registration (TryAdd).
+        services.TryAddSingleton<ILineageLog>(sp =>
+        {
+            var storage = sp.GetRequiredService<IOptions<StorageOptions>>().Value;
+            var options = new LineageLogOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() };
+            return storage.Provider == StorageProvider.Postgres
+                ? LineageLogs.OpenPostgresAsync(storage.ConnectionString!, options).GetAwaiter().GetResult()
+                : LineageLogs.OpenSqlite(Path.Combine(DataDirectory(sp), "lineage.db"), options);
+        });
     }
 
     /// <inheritdoc />
     public void ConfigureBus(IBusRegistrationConfigurator bus)
     {
+        bus.AddConsumer<IntentSubmittedConsumer, IntentSubmittedConsumerDefinition>();
+        bus.AddConsumer<EvaluateIntentConsumer, EvaluateIntentConsumerDefinition>();
+        bus.AddConsumer<GovernanceStateConsumer, GovernanceStateConsumerDefinition>();
+        bus.AddConsumer<QuarantineConsumer, QuarantineConsumerDefinition>();
+    }
+
+    private static string DataDirectory(IServiceProvider sp)
+    {
+        var dir = sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.DataDirectory;
+        Directory.CreateDirectory(dir);
+        return dir;
     }
 }
