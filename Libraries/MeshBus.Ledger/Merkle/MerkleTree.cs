@@ -91,14 +91,21 @@ public static class MerkleTree
     /// <summary>Verifies a consistency proof between two tree heads (RFC 9162 §2.1.4.2).</summary>
     public static bool VerifyConsistency(long size1, long size2, ReadOnlySpan<byte> root1, ReadOnlySpan<byte> root2, IReadOnlyList<byte[]> proof)
     {
-        if (size1 < 0 || size2 < size1 || root1.Length != HashSize || root2.Length != HashSize || proof.Any(p => p is null || p.Length != HashSize))
+        if (size1 < 0 || size2 < size1)
         {
             return false;
         }
 
         if (size1 == size2)
         {
-            return proof.Count == 0 && CryptographicOperations.FixedTimeEquals(root1, root2);
+            // Same tree: the proof must be empty and the roots equal (whatever their encoding).
+            // The empty tree has exactly one root.
+            return proof.Count == 0 && root1.SequenceEqual(root2) && (size1 > 0 || root1.SequenceEqual(EmptyRoot()));
+        }
+
+        if (root1.Length != HashSize || root2.Length != HashSize || proof.Any(p => p is null || p.Length != HashSize))
+        {
+            return false;
         }
 
         if (size1 == 0)
