@@ -24,11 +24,20 @@ public static class CompactJws
     public static string Sign(JsonElement payload, string type, ISigner signer)
     {
         ArgumentNullException.ThrowIfNull(signer);
-        var header = JsonSerializer.SerializeToElement(new Dictionary<string, string> { ["alg"] = Algorithm, ["kid"] = signer.KeyId, ["typ"] = type });
+        return Sign(payload, type, signer.KeyId, signer.Sign);
+    }
+
+    /// <summary>Signs with any Ed25519 signing function (for keys outside the key set, such as attesters).</summary>
+    internal static string Sign(JsonElement payload, string type, string keyId, SignFunction sign)
+    {
+        var header = JsonSerializer.SerializeToElement(new Dictionary<string, string> { ["alg"] = Algorithm, ["kid"] = keyId, ["typ"] = type });
         var signingInput = Base64Url.Encode(Canonical.Json(header)) + "." + Base64Url.Encode(Canonical.Json(payload));
-        var signature = signer.Sign(Encoding.ASCII.GetBytes(signingInput));
+        var signature = sign(Encoding.ASCII.GetBytes(signingInput));
         return signingInput + "." + Base64Url.Encode(signature);
     }
+
+    /// <summary>An Ed25519 signing function.</summary>
+    internal delegate byte[] SignFunction(ReadOnlySpan<byte> data);
 
     /// <summary>
     /// Splits and checks the structure and header of a token without verifying the signature: three strict base64url

@@ -249,7 +249,7 @@ public sealed record KeySet(string Domain, long Sequence, DateTimeOffset IssuedA
 }
 
 /// <summary>A key set that cannot be accepted, with the reason.</summary>
-public sealed class KeySetException(GovernanceReason reason, string message) : Exception(message)
+public sealed class KeySetException(GovernanceReason reason, string message) : FormatException(message)
 {
     /// <summary>Why it was refused.</summary>
     public GovernanceReason Reason { get; } = reason;

@@ -77,7 +77,7 @@ public sealed record VerifierKey
     {
         ArgumentNullException.ThrowIfNull(text);
         text = text.Trim();
-        var parts = text.Split('+');
+        var parts = text.Split('+', 3); // the base64 key itself may contain '+'
         if (parts.Length != 3)
         {
             throw new FormatException("a verifier key is <name>+<hex key id>+<base64 key>");
