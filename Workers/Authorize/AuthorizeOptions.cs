@@ -30,6 +30,16 @@ public sealed class AuthorizeOptions
     /// <summary>Lease length when the policy's obligations name none.</summary>
     public long DefaultLeaseSeconds { get; set; } = 60;
 
+    /// <summary>A signed domain policy bundle loaded at start (later versions arrive as <c>PolicyPublished</c>).</summary>
+    public string? PolicyBundleFile { get; set; }
+
+    /// <summary>
+    /// Isolates the worker on a shared broker (load runs, tests): its queues are named with this prefix, are not bound
+    /// to the published message types (send to them directly), and the governance endpoint is
+    /// <c>&lt;prefix&gt;authorize-governance</c>. Empty in production.
+    /// </summary>
+    public string QueuePrefix { get; set; } = "";
+
     /// <summary>Messages decided at once per replica.</summary>
     public int ConcurrentMessageLimit { get; set; } = 64;
 

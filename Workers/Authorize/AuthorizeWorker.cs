@@ -1,6 +1,7 @@
 using MassTransit;
 using MeshBus.Hosting;
 using MeshBus.Ledger;
+using MeshBus.Trust;
 using MeshBus.Workers.Authorize.Checks;
 using MeshBus.Workers.Authorize.Consumers;
 using MeshBus.Workers.Authorize.Decisions;
@@ -24,6 +25,19 @@ public sealed class AuthorizeWorker : IMeshBusWorker
         services.TryAddSingleton<ISyncState, SyncState>();
         services.TryAddSingleton<ILoadedGovernance, LoadedGovernance>();
         services.TryAddSingleton<IntentAuthorizer>();
+        // Identity and grants on the trust library; AuthorizeKeys (resolver, grant key, key set sequence) comes from the
+        // domain's key directory. The policy engine registers IDecisionPolicy.
+        services.TryAddSingleton<IIntentVerifier, TrustIntentVerifier>();
+        services.TryAddSingleton<IGrantSigner, TrustGrantSigner>();
+        services.TryAddSingleton<IDecisionPolicy, PolicyStoreDecisionPolicy>();
+        services.TryAddSingleton(sp =>
+        {
+            // Only the grant key's private half; verification keys come from the signed key set and the trust config.
+            var domainKeys = sp.GetService<DomainKeys>()
+                ?? DomainKeys.Load(sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.ResolvedKeyDirectory, KeyUsage.Grant);
+            var now = sp.GetRequiredService<TimeProvider>().GetUtcNow();
+            return new AuthorizeKeys(domainKeys.LoadTrust(), domainKeys.Signer(KeyUsage.Grant, now), domainKeys.KeySet.Sequence);
+        });
         services.TryAddSingleton<IQuarantineState>(sp =>
         {
             var storage = sp.GetRequiredService<IOptions<StorageOptions>>().Value;

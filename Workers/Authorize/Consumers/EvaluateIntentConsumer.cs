@@ -30,8 +30,12 @@ public sealed class EvaluateIntentConsumerDefinition : ConsumerDefinition<Evalua
     /// <summary>Sizes the endpoint from <see cref="AuthorizeOptions"/>.</summary>
     public EvaluateIntentConsumerDefinition(IOptions<AuthorizeOptions> options)
     {
-        EndpointName = "authorize-renewals";
+        EndpointName = options.Value.QueuePrefix + "authorize-renewals";
         ConcurrentMessageLimit = options.Value.ConcurrentMessageLimit;
-        Endpoint(e => e.PrefetchCount = options.Value.PrefetchCount);
+        Endpoint(e =>
+        {
+            e.PrefetchCount = options.Value.PrefetchCount;
+            e.ConfigureConsumeTopology = options.Value.QueuePrefix.Length == 0;
+        });
     }
 }

@@ -1,12 +1,28 @@
 using MassTransit;
 using MeshBus.Contracts;
+using MeshBus.Hosting;
 using MeshBus.Workers.Authorize.Checks;
+using MeshBus.Workers.Authorize.Decisions;
+using Microsoft.Extensions.Options;
 
 namespace MeshBus.Workers.Authorize.Consumers;
 
 /// <summary>Feeds this replica's <see cref="ISyncState"/>: every replica must see every heartbeat.</summary>
-public sealed class GovernanceStateConsumer(ISyncState sync) : IConsumer<DomainHeartbeat>, IConsumer<PolicySynced>
+public sealed class GovernanceStateConsumer(ISyncState sync, IDecisionPolicy policy, IOptions<MeshBusOptions> mesh)
+    : IConsumer<DomainHeartbeat>, IConsumer<PolicySynced>, IConsumer<PolicyPublished>
 {
+    /// <summary>Every replica loads every version of the domain policy (a refused bundle faults to the error queue).</summary>
+    public Task Consume(ConsumeContext<PolicyPublished> context)
+    {
+        var m = context.Message;
+        if (m.Scope == PolicyScope.Domain && m.Domain == mesh.Value.Domain && policy is PolicyStoreDecisionPolicy store)
+        {
+            store.Load(m.Bundle);
+        }
+
+        return Task.CompletedTask;
+    }
+
     /// <inheritdoc />
     public Task Consume(ConsumeContext<DomainHeartbeat> context)
     {
@@ -29,14 +45,16 @@ public sealed class GovernanceStateConsumer(ISyncState sync) : IConsumer<DomainH
 public sealed class GovernanceStateConsumerDefinition : ConsumerDefinition<GovernanceStateConsumer>
 {
     /// <summary>Names the endpoint after this process instance.</summary>
-    public GovernanceStateConsumerDefinition()
+    /// <param name="options">The worker's options (queue prefix).</param>
+    public GovernanceStateConsumerDefinition(IOptions<AuthorizeOptions> options)
     {
-        var instance = NewId.Next().ToString("N")[..12];
+        var prefix = options.Value.QueuePrefix;
         Endpoint(e =>
         {
-            e.Name = "authorize-governance-" + instance;
+            e.Name = prefix.Length == 0 ? "authorize-governance-" + NewId.Next().ToString("N")[..12] : prefix + "authorize-governance";
             e.Temporary = true;
             e.ConcurrentMessageLimit = 1;
+            e.ConfigureConsumeTopology = prefix.Length == 0;
         });
     }
 }

@@ -29,8 +29,12 @@ public sealed class IntentSubmittedConsumerDefinition : ConsumerDefinition<Inten
     /// <summary>Sizes the endpoint from <see cref="AuthorizeOptions"/>.</summary>
     public IntentSubmittedConsumerDefinition(IOptions<AuthorizeOptions> options)
     {
-        EndpointName = "authorize-intents";
+        EndpointName = options.Value.QueuePrefix + "authorize-intents";
         ConcurrentMessageLimit = options.Value.ConcurrentMessageLimit;
-        Endpoint(e => e.PrefetchCount = options.Value.PrefetchCount);
+        Endpoint(e =>
+        {
+            e.PrefetchCount = options.Value.PrefetchCount;
+            e.ConfigureConsumeTopology = options.Value.QueuePrefix.Length == 0;
+        });
     }
 }

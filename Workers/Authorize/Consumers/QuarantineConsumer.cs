@@ -1,6 +1,7 @@
 using MassTransit;
 using MeshBus.Contracts;
 using MeshBus.Workers.Authorize.Checks;
+using Microsoft.Extensions.Options;
 
 namespace MeshBus.Workers.Authorize.Consumers;
 
@@ -20,5 +21,10 @@ public sealed class QuarantineConsumer(IQuarantineState quarantine) : IConsumer<
 public sealed class QuarantineConsumerDefinition : ConsumerDefinition<QuarantineConsumer>
 {
     /// <summary>Names the endpoint.</summary>
-    public QuarantineConsumerDefinition() => EndpointName = "authorize-quarantine";
+    /// <param name="options">The worker's options (queue prefix).</param>
+    public QuarantineConsumerDefinition(IOptions<AuthorizeOptions> options)
+    {
+        EndpointName = options.Value.QueuePrefix + "authorize-quarantine";
+        Endpoint(e => e.ConfigureConsumeTopology = options.Value.QueuePrefix.Length == 0);
+    }
 }

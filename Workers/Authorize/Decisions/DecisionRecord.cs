@@ -164,6 +164,7 @@ public sealed record DecisionRecord(
     private static void WriteLease(Utf8JsonWriter w, LeaseClaims c)
     {
         w.WriteStartObject("lease");
+        w.WriteString("action", c.Action);
         w.WriteString("aud", c.Audience);
         w.WriteString("cnf", c.AgentKey);
         w.WriteNumber("exp", c.ExpiresAt);
@@ -185,6 +186,7 @@ public sealed record DecisionRecord(
         w.WriteString("policyDigest", c.PolicyDigest);
         w.WriteNumber("policyEpoch", c.PolicyEpoch);
         w.WriteNumber("renewal", c.Renewal);
+        w.WriteString("resource", c.Resource);
         w.WriteString("sub", c.Subject);
         w.WriteEndObject();
     }
@@ -196,6 +198,8 @@ public sealed record DecisionRecord(
         l.GetProperty("aud").GetString()!,
         Guid.Parse(l.GetProperty("intentId").GetString()!),
         l.GetProperty("intentDigest").GetString()!,
+        l.GetProperty("action").GetString()!,
+        l.GetProperty("resource").GetString()!,
         l.GetProperty("cnf").GetString()!,
         l.GetProperty("iat").GetInt64(),
         l.GetProperty("exp").GetInt64(),

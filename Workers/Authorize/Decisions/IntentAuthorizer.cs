@@ -309,7 +309,7 @@ public sealed class IntentAuthorizer(
             var seconds = Math.Min(outcome.MaxLeaseSeconds ?? options.Value.DefaultLeaseSeconds, intent.MaxDurationSeconds);
             var iat = now.ToUnixTimeSeconds();
             lease = new LeaseClaims(
-                intent.IntentId.ToString("D"), Domain, credential.Subject, intent.TargetDomain, intent.IntentId, digest, credential.AgentKey,
+                intent.IntentId.ToString("D"), Domain, credential.Subject, intent.TargetDomain, intent.IntentId, digest, intent.Action, intent.Resource, credential.AgentKey,
                 iat, iat + Math.Max(1, seconds), outcome.Epoch, outcome.Digest, outcome.FederationEpoch, outcome.FederationDigest, 0);
         }
 

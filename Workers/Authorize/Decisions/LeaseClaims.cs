@@ -10,6 +10,8 @@ namespace MeshBus.Workers.Authorize.Decisions;
 /// <param name="Audience">The target resource domain (<c>aud</c>).</param>
 /// <param name="IntentId">The intent.</param>
 /// <param name="IntentDigest">The intent's canonical digest.</param>
+/// <param name="Action">The granted action.</param>
+/// <param name="Resource">The resource it applies to.</param>
 /// <param name="AgentKey">The agent's key (<c>cnf</c>), base64url.</param>
 /// <param name="IssuedAt">Unix seconds.</param>
 /// <param name="ExpiresAt">Unix seconds.</param>
@@ -25,6 +27,8 @@ public sealed record LeaseClaims(
     string Audience,
     Guid IntentId,
     string IntentDigest,
+    string Action,
+    string Resource,
     string AgentKey,
     long IssuedAt,
     long ExpiresAt,
