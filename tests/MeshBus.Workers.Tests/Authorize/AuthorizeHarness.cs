@@ -1,4 +1,3 @@
-using Xunit;
 using System.Text.Json;
 using MassTransit;
 using MassTransit.Testing;
@@ -12,6 +11,7 @@ using MeshBus.Workers.Authorize.Decisions;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
+using Xunit;
 
 namespace MeshBus.Workers.Tests.Authorize;
 
@@ -178,7 +178,7 @@ public sealed class AuthorizeHarness : IAsyncDisposable
             // The hosting defaults, with short redelivery intervals.
             x.AddConfigureEndpointsCallback((context, _, e) =>
             {
-                e.UseDelayedRedelivery(r => r.Intervals(50, 100, 150));
+                e.UseDelayedRedelivery(r => r.Intervals(50, 100, 150, 250, 500, 1000, 2000));
                 e.UseMessageRetry(r => r.Immediate(1));
                 e.UseInMemoryOutbox(context);
             });
