@@ -75,13 +75,11 @@ builder.Services.AddMeshBus(builder.Configuration, [new AuthorizeWorker()], x =>
     {
         e.Name = AgentQueue.Name(agentSubject);
         e.ConfigureConsumeTopology = false;
-        e.Temporary = true;
     });
     x.AddConsumer<EchoConsumer>().Endpoint(e =>
     {
         e.Name = prefix + "echo";
         e.ConfigureConsumeTopology = false;
-        e.Temporary = true;
     });
 });
 using var host = builder.Build();

@@ -52,7 +52,7 @@ public sealed class GovernanceStateConsumerDefinition : ConsumerDefinition<Gover
         Endpoint(e =>
         {
             e.Name = prefix.Length == 0 ? "authorize-governance-" + NewId.Next().ToString("N")[..12] : prefix + "authorize-governance";
-            e.Temporary = true;
+            e.Temporary = prefix.Length == 0;
             e.ConcurrentMessageLimit = 1;
             e.ConfigureConsumeTopology = prefix.Length == 0;
         });
