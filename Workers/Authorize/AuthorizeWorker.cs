@@ -1,7 +1,14 @@
 using MassTransit;
 using MeshBus.Hosting;
+using MeshBus.Ledger;
+using MeshBus.Trust;
+using MeshBus.Workers.Authorize.Checks;
+using MeshBus.Workers.Authorize.Consumers;
+using MeshBus.Workers.Authorize.Decisions;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace MeshBus.Workers.Authorize;
 
@@ -14,10 +21,54 @@ public sealed class AuthorizeWorker : IMeshBusWorker
     /// <inheritdoc />
     public void ConfigureServices(IServiceCollection services, IConfiguration configuration)
     {
+        services.AddOptions<AuthorizeOptions>().BindConfiguration(AuthorizeOptions.Section);
+        services.TryAddSingleton<ISyncState, SyncState>();
+        services.TryAddSingleton<ILoadedGovernance, LoadedGovernance>();
+        services.TryAddSingleton<IntentAuthorizer>();
+        // Identity and grants on the trust library; AuthorizeKeys (resolver, grant key, key set sequence) comes from the
+        // domain's key directory. The policy engine registers IDecisionPolicy.
+        services.TryAddSingleton<IIntentVerifier, TrustIntentVerifier>();
+        services.TryAddSingleton<IGrantSigner, TrustGrantSigner>();
+        services.TryAddSingleton<IDecisionPolicy, PolicyStoreDecisionPolicy>();
+        services.TryAddSingleton(sp =>
+        {
+            // Only the grant key's private half; verification keys come from the signed key set and the trust config.
+            var domainKeys = sp.GetService<DomainKeys>()
+                ?? DomainKeys.Load(sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.ResolvedKeyDirectory, KeyUsage.Grant);
+            var now = sp.GetRequiredService<TimeProvider>().GetUtcNow();
+            return new AuthorizeKeys(domainKeys.LoadTrust(), domainKeys.Signer(KeyUsage.Grant, now), domainKeys.KeySet.Sequence);
+        });
+        services.TryAddSingleton<IQuarantineState>(sp =>
+        {
+            var storage = sp.GetRequiredService<IOptions<StorageOptions>>().Value;
+            return storage.Provider == StorageProvider.Postgres
+                ? new PostgresQuarantineState(storage.ConnectionString!)
+                : new SqliteQuarantineState(Path.Combine(DataDirectory(sp), "authorize.db"));
+        });
+        // The domain's lineage log; a process hosting several workers shares one registration (TryAdd).
+        services.TryAddSingleton<ILineageLog>(sp =>
+        {
+            var storage = sp.GetRequiredService<IOptions<StorageOptions>>().Value;
+            var options = new LineageLogOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() };
+            return storage.Provider == StorageProvider.Postgres
+                ? LineageLogs.OpenPostgresAsync(storage.ConnectionString!, options).GetAwaiter().GetResult()
+                : LineageLogs.OpenSqlite(Path.Combine(DataDirectory(sp), "lineage.db"), options);
+        });
     }
 
     /// <inheritdoc />
     public void ConfigureBus(IBusRegistrationConfigurator bus)
     {
+        bus.AddConsumer<IntentSubmittedConsumer, IntentSubmittedConsumerDefinition>();
+        bus.AddConsumer<EvaluateIntentConsumer, EvaluateIntentConsumerDefinition>();
+        bus.AddConsumer<GovernanceStateConsumer, GovernanceStateConsumerDefinition>();
+        bus.AddConsumer<QuarantineConsumer, QuarantineConsumerDefinition>();
+    }
+
+    private static string DataDirectory(IServiceProvider sp)
+    {
+        var dir = sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.DataDirectory;
+        Directory.CreateDirectory(dir);
+        return dir;
     }
 }

@@ -1,0 +1,37 @@
+using MeshBus.Contracts;
+
+namespace MeshBus.Workers.Authorize.Checks;
+
+/// <summary>Whether this replica's view of a domain's governance is fresh enough to decide on.</summary>
+/// <param name="IsFresh">True when every check passed.</param>
+/// <param name="IsKnown">False when the domain is not one this replica governs or federates with.</param>
+/// <param name="Detail">Which check failed (empty when fresh).</param>
+public readonly record struct SyncCheck(bool IsFresh, bool IsKnown, string Detail)
+{
+    /// <summary>Fresh.</summary>
+    public static SyncCheck Fresh { get; } = new(true, true, "");
+
+    /// <summary>Known but not fresh.</summary>
+    public static SyncCheck Stale(string detail) => new(false, true, detail);
+
+    /// <summary>Not a domain this replica knows.</summary>
+    public static SyncCheck Unknown(string detail) => new(false, false, detail);
+}
+
+/// <summary>
+/// The governance freshness every decision checks (DESIGN.md §3 phase 2): the last heartbeat of a domain is within
+/// the bound, the key set sequence it announces is the one loaded here, and the policy epoch loaded here is the one
+/// applied. Fed by <see cref="DomainHeartbeat"/> and <see cref="PolicySynced"/>, which every replica consumes on an
+/// endpoint of its own.
+/// </summary>
+public interface ISyncState
+{
+    /// <summary>Records a heartbeat (keeps the highest sequence per domain).</summary>
+    void Observe(DomainHeartbeat heartbeat);
+
+    /// <summary>Records an applied policy version (keeps the highest epoch per domain and scope).</summary>
+    void Observe(PolicySynced synced);
+
+    /// <summary>Checks a domain's freshness at <paramref name="now"/>.</summary>
+    SyncCheck Check(string domain, DateTimeOffset now);
+}

@@ -1,0 +1,60 @@
+using MassTransit;
+using MeshBus.Contracts;
+using MeshBus.Hosting;
+using MeshBus.Workers.Authorize.Checks;
+using MeshBus.Workers.Authorize.Decisions;
+using Microsoft.Extensions.Options;
+
+namespace MeshBus.Workers.Authorize.Consumers;
+
+/// <summary>Feeds this replica's <see cref="ISyncState"/>: every replica must see every heartbeat.</summary>
+public sealed class GovernanceStateConsumer(ISyncState sync, IDecisionPolicy policy, IOptions<MeshBusOptions> mesh)
+    : IConsumer<DomainHeartbeat>, IConsumer<PolicySynced>, IConsumer<PolicyPublished>
+{
+    /// <summary>Every replica loads every version of the domain policy (a refused bundle faults to the error queue).</summary>
+    public Task Consume(ConsumeContext<PolicyPublished> context)
+    {
+        var m = context.Message;
+        if (m.Scope == PolicyScope.Domain && m.Domain == mesh.Value.Domain && policy is PolicyStoreDecisionPolicy store)
+        {
+            store.Load(m.Bundle);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public Task Consume(ConsumeContext<DomainHeartbeat> context)
+    {
+        sync.Observe(context.Message);
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public Task Consume(ConsumeContext<PolicySynced> context)
+    {
+        sync.Observe(context.Message);
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>
+/// An instance-specific, temporary endpoint (auto-deleted with the replica), not the shared competing queue: a
+/// heartbeat taken by one replica would leave the others stale.
+/// </summary>
+public sealed class GovernanceStateConsumerDefinition : ConsumerDefinition<GovernanceStateConsumer>
+{
+    /// <summary>Names the endpoint after this process instance.</summary>
+    /// <param name="options">The worker's options (queue prefix).</param>
+    public GovernanceStateConsumerDefinition(IOptions<AuthorizeOptions> options)
+    {
+        var prefix = options.Value.QueuePrefix;
+        Endpoint(e =>
+        {
+            e.Name = prefix.Length == 0 ? "authorize-governance-" + NewId.Next().ToString("N")[..12] : prefix + "authorize-governance";
+            e.Temporary = prefix.Length == 0;
+            e.ConcurrentMessageLimit = 1;
+            e.ConfigureConsumeTopology = prefix.Length == 0;
+        });
+    }
+}

@@ -1,0 +1,40 @@
+using MassTransit;
+using MeshBus.Contracts;
+using MeshBus.Trust;
+using MeshBus.Workers.Authorize.Decisions;
+using Microsoft.Extensions.Options;
+
+namespace MeshBus.Workers.Authorize.Consumers;
+
+/// <summary>The critical path: an intent in, one grant or denial out to the verified agent's queue alone.</summary>
+public sealed class IntentSubmittedConsumer(IntentAuthorizer authorizer) : IConsumer<IntentSubmitted>
+{
+    /// <inheritdoc />
+    public async Task Consume(ConsumeContext<IntentSubmitted> context)
+    {
+        var decision = await authorizer.AuthorizeAsync(context.Message, context.GetRedeliveryCount(), context.CancellationToken);
+        await SendAsync(context, decision);
+    }
+
+    internal static async Task SendAsync(ConsumeContext context, Decision decision)
+    {
+        var endpoint = await context.GetSendEndpoint(AgentQueue.Address(decision.Agent));
+        await endpoint.Send(decision.Message, decision.Message.GetType(), context.CancellationToken);
+    }
+}
+
+/// <summary>Concurrency and prefetch of the intent endpoint (STYLE.md 5); retry, redelivery and outbox come from the hosting defaults.</summary>
+public sealed class IntentSubmittedConsumerDefinition : ConsumerDefinition<IntentSubmittedConsumer>
+{
+    /// <summary>Sizes the endpoint from <see cref="AuthorizeOptions"/>.</summary>
+    public IntentSubmittedConsumerDefinition(IOptions<AuthorizeOptions> options)
+    {
+        EndpointName = options.Value.QueuePrefix + "authorize-intents";
+        ConcurrentMessageLimit = options.Value.ConcurrentMessageLimit;
+        Endpoint(e =>
+        {
+            e.PrefetchCount = options.Value.PrefetchCount;
+            e.ConfigureConsumeTopology = options.Value.QueuePrefix.Length == 0;
+        });
+    }
+}

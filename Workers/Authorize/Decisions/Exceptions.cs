@@ -1,0 +1,20 @@
+using MeshBus.Contracts;
+
+namespace MeshBus.Workers.Authorize.Decisions;
+
+/// <summary>
+/// Governance is not fresh yet: thrown so MassTransit's redelivery re-drives the intent later. Past the bound the
+/// intent is denied <see cref="GovernanceReason.SyncStale"/> instead of thrown.
+/// </summary>
+public sealed class GovernanceNotFreshException(string detail) : Exception("governance not fresh yet: " + detail);
+
+/// <summary>
+/// An intent whose sender could not be established (its credential did not verify), so no denial may be routed to
+/// anyone: the message goes to the error queue with this reason.
+/// </summary>
+public sealed class UnroutableIntentException(Guid intentId, GovernanceReason reason, string detail)
+    : Exception($"intent {intentId} rejected ({reason}): {detail}; no verified subject to answer")
+{
+    /// <summary>Why.</summary>
+    public GovernanceReason Reason { get; } = reason;
+}
