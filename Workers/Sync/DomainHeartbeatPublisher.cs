@@ -15,6 +15,9 @@ public sealed class SyncOptions
 
     /// <summary>How often the domain announces itself (Authorize's freshness bound must be longer).</summary>
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The domain's signed policy bundle (<c>meshbus-policy/v1</c>), applied and distributed at start.</summary>
+    public string? PolicyBundleFile { get; set; }
 }
 
 /// <summary>

@@ -20,6 +20,7 @@ public sealed class SyncWorker : IMeshBusWorker
     {
         services.AddOptions<SyncOptions>().BindConfiguration(SyncOptions.Section);
         services.TryAddSingleton<IAppliedGovernance, AppliedGovernance>();
+        services.AddHostedService<PolicyDistributor>();
         services.AddHostedService<DomainHeartbeatPublisher>();
     }
 

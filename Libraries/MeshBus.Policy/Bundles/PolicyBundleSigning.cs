@@ -63,10 +63,26 @@ public static class PolicyBundleSigning
     /// </summary>
     public static string Sign(string bundleJson, string keyId, ReadOnlySpan<byte> privateKey)
     {
+        var key = privateKey.ToArray();
+        return Sign(bundleJson, keyId, message => Ed25519Keys.Sign(key, message));
+    }
+
+    /// <summary>
+    /// Signs with a domain key behind <see cref="MeshBus.Trust.ISigner"/> (a worker or tool never sees the private key);
+    /// otherwise as <see cref="Sign(string, string, ReadOnlySpan{byte})"/>.
+    /// </summary>
+    public static string Sign(string bundleJson, MeshBus.Trust.ISigner signer)
+    {
+        ArgumentNullException.ThrowIfNull(signer);
+        return Sign(bundleJson, signer.KeyId, message => signer.Sign(message));
+    }
+
+    private static string Sign(string bundleJson, string keyId, Func<byte[], byte[]> sign)
+    {
         ArgumentException.ThrowIfNullOrEmpty(keyId);
         var unsigned = PolicyBundle.Parse(WithoutDigest(bundleJson));
         var bundle = TryParseKeepingSignatures(bundleJson);
-        var sig = Base64Url.Encode(Ed25519Keys.Sign(privateKey, SignedMessage(unsigned.Digest)));
+        var sig = Base64Url.Encode(sign(SignedMessage(unsigned.Digest)));
         var keep = bundle is not null && bundle.Digest == unsigned.Digest
             ? bundle.Signatures.Where(s => s.KeyId != keyId).ToList()
             : [];

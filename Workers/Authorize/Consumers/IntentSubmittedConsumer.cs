@@ -6,7 +6,7 @@ using Microsoft.Extensions.Options;
 
 namespace MeshBus.Workers.Authorize.Consumers;
 
-/// <summary>The critical path: an intent in, one grant or denial out to the verified agent's queue alone.</summary>
+/// <summary>The critical path: an intent in, one grant or denial sent to the verified agent's queue alone (and published for the saga).</summary>
 public sealed class IntentSubmittedConsumer(IntentAuthorizer authorizer) : IConsumer<IntentSubmitted>
 {
     /// <inheritdoc />
@@ -20,6 +20,9 @@ public sealed class IntentSubmittedConsumer(IntentAuthorizer authorizer) : ICons
     {
         var endpoint = await context.GetSendEndpoint(AgentQueue.Address(decision.Agent));
         await endpoint.Send(decision.Message, decision.Message.GetType(), context.CancellationToken);
+        // Also published, beside the critical path, for the lifecycle saga (Enforce) and lineage observers. Agent
+        // queues are never bound to published types, so no agent receives another's grant this way.
+        await context.Publish(decision.Message, decision.Message.GetType(), context.CancellationToken);
     }
 }
 

@@ -7,6 +7,7 @@ using MeshBus.Hosting;
 using MeshBus.Ledger;
 using MeshBus.Ledger.Merkle;
 using MeshBus.Persistence;
+using MeshBus.Policy.Bundles;
 using MeshBus.Trust;
 using MeshBus.Trust.Crypto;
 using MeshBus.Workers.Authorize;
@@ -105,6 +106,8 @@ public sealed class DemoCommand : CliCommand, IHasFlags
             ? DomainKeys.Load(keyDir, KeyUsage.Credential)
             : DomainKeys.Load(DomainAdministration.Initialize(keyDir, Domain, now).DirectoryPath, KeyUsage.Credential);
         say($"domain {Domain}: key set {keys.KeySet.Sequence} in {keyDir}, data in {data}");
+        var policyFile = WritePolicy(data, keyDir, now);
+        say($"policy: {policyFile} (signed meshbus-policy/v1, epoch 1): allow deploy to k8s://cluster-a/ns/** for deployers; deny delete");
 
         var builder = Host.CreateApplicationBuilder([]);
         builder.Logging.ClearProviders();
@@ -114,6 +117,8 @@ public sealed class DemoCommand : CliCommand, IHasFlags
             ["MeshBus:Transport"] = "InMemory",
             ["MeshBus:DataDirectory"] = data,
             ["MeshBus:KeyDirectory"] = keyDir,
+            ["Sync:PolicyBundleFile"] = policyFile,
+            ["Authorize:PolicyBundleFile"] = policyFile,
         });
         builder.Services.AddMeshBus(builder.Configuration, [new SyncWorker(), new AuthorizeWorker(), new EnforceWorker(), new LineageWorker()]);
         using var host = builder.Build();
@@ -192,6 +197,40 @@ public sealed class DemoCommand : CliCommand, IHasFlags
         {
             await host.StopAsync(CancellationToken.None);
         }
+    }
+
+    /// <summary>The demo domain's policy, signed with its grant key (any key of the domain's key set verifies a domain bundle).</summary>
+    private static string WritePolicy(string data, string keyDir, DateTimeOffset now)
+    {
+        const string Bundle = """
+            {
+              "format": "meshbus-policy/v1",
+              "scope": "domain",
+              "domain": "acme.example/prod",
+              "epoch": 1,
+              "description": "Demo policy of acme.example/prod.",
+              "rules": [
+                {
+                  "id": "allow-deploy-web",
+                  "description": "Deployers may deploy the web namespaces for at most 30 minutes.",
+                  "effect": "allow",
+                  "match": { "actions": ["deploy"], "resources": ["k8s://cluster-a/ns/**"] },
+                  "condition": "'deployers' in agent.claims.groups && intent.maxDurationSeconds <= 1800",
+                  "obligations": { "maxLeaseSeconds": 120 }
+                },
+                {
+                  "id": "deny-delete",
+                  "description": "Nothing is deleted through the mesh.",
+                  "effect": "deny",
+                  "match": { "actions": ["delete"], "resources": ["**"] }
+                }
+              ]
+            }
+            """;
+        var signer = DomainKeys.Load(keyDir, KeyUsage.Grant).Signer(KeyUsage.Grant, now);
+        var path = Path.Combine(data, "policy.json");
+        File.WriteAllText(path, PolicyBundleSigning.Sign(Bundle, signer));
+        return path;
     }
 
     private static async Task<IntentOutcome?> SubmitAsync(MeshBusAgent agent, IntentRequest request, CancellationToken ct)
