@@ -52,6 +52,9 @@ public sealed record DecisionRecord(
     /// <summary>The lineage entry type of a first decision.</summary>
     public const string DecisionType = "AuthorizationDecided";
 
+    /// <summary>The record format, in the leaf's <c>format</c> member.</summary>
+    public const string Format = "meshbus-decision/v1";
+
     /// <summary>The lineage entry type of a renewal decision.</summary>
     public const string RenewalType = "RenewalDecided";
 
@@ -91,6 +94,9 @@ public sealed record DecisionRecord(
                 w.WriteNumber("federationEpoch", FederationEpoch.Value);
             }
 
+            // "format" names the record's shape; "type" is the lineage event type, as in every other leaf, so an
+            // auditor's check that a leaf is the type its record claims holds for decisions too.
+            w.WriteString("format", Format);
             w.WritePropertyName("intent");
             JsonSerializer.Serialize(w, Intent, IntentJson);
             w.WriteString("intentDigest", IntentDigest);
@@ -115,7 +121,7 @@ public sealed record DecisionRecord(
             w.WriteString("reason", Reason.ToString());
             w.WriteNumber("renewal", Renewal);
             w.WriteString("targetDomain", TargetDomain);
-            w.WriteString("type", "meshbus-decision/v1");
+            w.WriteString("type", DecisionType);
             w.WriteEndObject();
         }
 
@@ -129,7 +135,7 @@ public sealed record DecisionRecord(
         {
             using var doc = JsonDocument.Parse(data.ToArray());
             var r = doc.RootElement;
-            if (r.GetProperty("type").GetString() != "meshbus-decision/v1")
+            if (!r.TryGetProperty("format", out var format) || format.GetString() != Format)
             {
                 throw new FormatException("not a meshbus-decision/v1 record");
             }

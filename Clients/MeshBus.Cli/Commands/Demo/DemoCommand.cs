@@ -45,7 +45,8 @@ public sealed class DemoCommand : CliCommand, IHasFlags
         Starts Sync, Authorize, Enforce and Lineage for acme.example/prod in this process (in-memory transport,
         SQLite under DIR or a new temporary directory), then prints each step: an allowed intent and its verified
         grant, execution started and heartbeating, a denied intent and its reason, an operator halt (token cancelled,
-        ExecutionHalted, saga Halted, halt in lineage), and the lineage log's recomputed root.
+        ExecutionHalted, saga Halted, halt in lineage), the evidence bundle of the allowed intent exported and
+        verified offline against the pinned root (and refused once tampered), and the lineage log's recomputed root.
           --json       print a machine-readable summary instead of the transcript
           --out FILE   also write the transcript (or the JSON summary with --json) to FILE
         Exit 0 when every step behaved as expected, 1 otherwise.
@@ -182,7 +183,13 @@ public sealed class DemoCommand : CliCommand, IHasFlags
                 step("halt in lineage", recorded, recorded ? $"halted:{lease.IntentId:D} recorded" : "ExecutionHalted not in lineage");
             }
 
-            // 4. Lineage verification.
+            // 4. Evidence: export the allowed intent's bundle and verify it offline against the pinned root only.
+            if (lease is not null)
+            {
+                await VerifyEvidenceAsync(data, keyDir, lease, say, step, ct);
+            }
+
+            // 5. Lineage verification.
             var head = await lineage.GetTreeHeadAsync(ct);
             var leaves = new List<byte[]>();
             for (var i = 0L; i < head.Size; i++)
@@ -197,6 +204,44 @@ public sealed class DemoCommand : CliCommand, IHasFlags
         {
             await host.StopAsync(CancellationToken.None);
         }
+    }
+
+    private static async Task VerifyEvidenceAsync(string data, string keyDir, Lease lease, Action<string> say, Action<string, bool, string> step, CancellationToken ct)
+    {
+        var grantFile = Path.Combine(data, "grant.jws");
+        var evidence = Path.Combine(data, "evidence.json");
+        var trustDir = Path.Combine(data, "pinned");
+        await File.WriteAllTextAsync(grantFile, lease.Grant, ct);
+        var id = lease.IntentId.ToString("D");
+        var lineageDb = Path.Combine(data, "lineage.db");
+
+        var (exported, exportOut) = await RunCliAsync(["proof", "export", "--intent", id, "--out", evidence, "--store", lineageDb, "--domain-dir", keyDir, "--grant", grantFile], ct);
+        say($"operator: meshbus proof export --intent {id} --out {evidence}");
+        step("evidence exported", exported == 0, exportOut.Trim().Split('\n')[^1]);
+        var (pinned, _) = await RunCliAsync(["trust", "export", "--domain-dir", keyDir, "--format", "vkey", "--out", trustDir], ct);
+        var (verified, verifyOut) = await RunCliAsync(["proof", "verify", evidence, "--trust", trustDir], ct);
+        say($"auditor: meshbus proof verify {evidence} --trust {trustDir}");
+        foreach (var line in verifyOut.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            say("    " + line);
+        }
+
+        step("evidence verified offline", pinned == 0 && verified == 0, verified == 0 ? "every check passed against the pinned root" : $"proof verify exited {verified}");
+
+        // The same bundle with one byte of its grant changed must fail.
+        var tampered = Path.Combine(data, "evidence-tampered.json");
+        var text = await File.ReadAllTextAsync(evidence, ct);
+        var at = text.IndexOf(lease.Grant, StringComparison.Ordinal) + lease.Grant.Length / 2;
+        await File.WriteAllTextAsync(tampered, text[..at] + (text[at] == 'A' ? 'B' : 'A') + text[(at + 1)..], ct);
+        var (rejected, _) = await RunCliAsync(["proof", "verify", tampered, "--trust", trustDir], ct);
+        step("tampered evidence refused", rejected == 1, rejected == 1 ? "one changed byte in the grant: proof verify exits 1" : $"proof verify exited {rejected}");
+    }
+
+    private static async Task<(int ExitCode, string Output)> RunCliAsync(string[] args, CancellationToken ct)
+    {
+        var output = new StringWriter();
+        var code = await CommandLineApp.RunAsync(args, new CliConsole(output, output, TextReader.Null), ct);
+        return (code, output.ToString());
     }
 
     /// <summary>The demo domain's policy, signed with its grant key (any key of the domain's key set verifies a domain bundle).</summary>
