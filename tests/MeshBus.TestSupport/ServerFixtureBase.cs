@@ -1,6 +1,5 @@
-using Xunit;
-
 using System.Net.Sockets;
+using Xunit;
 
 namespace MeshBus.TestSupport;
 
