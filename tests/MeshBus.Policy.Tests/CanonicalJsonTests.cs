@@ -44,11 +44,17 @@ public sealed class CanonicalJsonTests
 
     [Theory]
     [InlineData("""{"n":1.5}""")]
-    [InlineData("""{"n":1e3}""")]
     [InlineData("""{"n":9007199254740993}""")]
     [InlineData("""{"a":1,"a":2}""")]
     public void Numbers_outside_the_integer_subset_and_duplicate_members_are_refused(string json)
     {
-        Assert.Throws<FormatException>(() => Canon(json));
+        Assert.ThrowsAny<FormatException>(() => Canon(json));
+    }
+
+    [Fact]
+    public void An_integral_number_in_exponent_form_canonicalizes_to_its_digits()
+    {
+        // The shared canonicalizer (MeshBus.Trust) reads 1e3 as the integer 1000; RFC 8785 writes it as 1000.
+        Assert.Equal("""{"n":1000}""", Canon("""{"n":1e3}"""));
     }
 }
