@@ -54,6 +54,8 @@ public sealed class MultiProcessSkeletonTests(RabbitMqFixture rabbit, ITestOutpu
         {
             worker.Dispose();
         }
+
+        await CleanBrokerAsync();
     }
 
     [Fact]
@@ -160,6 +162,56 @@ public sealed class MultiProcessSkeletonTests(RabbitMqFixture rabbit, ITestOutpu
         }
 
         Assert.True(MerkleTree.RootOf(leaves).AsSpan().SequenceEqual(head.RootHash), "recomputed lineage root differs from the stored tree head");
+
+        // The workers' queues carry this run's prefix (RabbitMqTransport:EntityPrefix): nothing landed on the shared names.
+        var factory = new RabbitMQ.Client.ConnectionFactory { Uri = rabbit.AmqpUri };
+        await using var connection = await factory.CreateConnectionAsync();
+        foreach (var queue in ExplicitQueues)
+        {
+            await using var channel = await connection.CreateChannelAsync();
+            await channel.QueueDeclarePassiveAsync(Prefix + queue);
+        }
+    }
+
+    private static readonly string[] ExplicitQueues = ["authorize-intents", "intent-lifecycle", "lineage-recorder", "meshbus-scheduler"];
+
+    /// <summary>Best effort: removes this run's prefixed queues and exchanges from the shared broker.</summary>
+    private async Task CleanBrokerAsync()
+    {
+        try
+        {
+            var factory = new RabbitMQ.Client.ConnectionFactory { Uri = rabbit.AmqpUri };
+            await using var connection = await factory.CreateConnectionAsync();
+            await using var channel = await connection.CreateChannelAsync();
+            var formatter = new MeshBus.Hosting.MeshBusEndpointNameFormatter(Prefix);
+            var names = new List<string>(ExplicitQueues.Select(q => Prefix + q));
+            names.AddRange(new[] { "authorize-renewals", "authorize-quarantine" }.Select(q => Prefix + q));
+            var consumerName = typeof(IEndpointNameFormatter).GetMethod(nameof(IEndpointNameFormatter.Consumer))!;
+            foreach (var type in new[] { typeof(MeshBus.Workers.Sync.SyncWorker), typeof(MeshBus.Workers.Authorize.AuthorizeWorker), typeof(MeshBus.Workers.Enforce.EnforceWorker), typeof(MeshBus.Workers.Lineage.LineageWorker) }
+                .SelectMany(t => t.Assembly.GetTypes())
+                .Where(t => t is { IsClass: true, IsAbstract: false, IsGenericTypeDefinition: false } && typeof(IConsumer).IsAssignableFrom(t)))
+            {
+                names.Add((string)consumerName.MakeGenericMethod(type).Invoke(formatter, null)!);
+            }
+
+            foreach (var name in names.Distinct())
+            {
+                foreach (var queue in new[] { name, name + "_error", name + "_skipped" })
+                {
+                    await channel.QueueDeleteAsync(queue, false, false);
+                    await channel.ExchangeDeleteAsync(queue, false);
+                }
+            }
+
+            foreach (var type in typeof(IntentSubmitted).Assembly.GetTypes().Where(t => t is { IsClass: true, IsPublic: true, Namespace: not null }))
+            {
+                await channel.ExchangeDeleteAsync($"{Prefix}{type.Namespace}:{type.Name}", false);
+            }
+        }
+        catch (Exception e) when (e is RabbitMQ.Client.Exceptions.RabbitMQClientException or System.Reflection.ReflectionTypeLoadException or IOException)
+        {
+            output.WriteLine("broker clean-up incomplete: " + e.Message);
+        }
     }
 
     private Dictionary<string, string> Environment(string worker, string keyDir, string policyFile, out int port)
