@@ -56,6 +56,14 @@ public sealed class MultiProcessSkeletonTests(RabbitMqFixture rabbit, ITestOutpu
         }
 
         await CleanBrokerAsync();
+        try
+        {
+            Directory.Delete(_data, recursive: true);
+        }
+        catch (IOException e)
+        {
+            output.WriteLine($"could not remove {_data}: {e.Message}");
+        }
     }
 
     [Fact]
