@@ -71,6 +71,14 @@ public sealed class RabbitMqTransportOptions
 
     /// <summary>Default prefetch per endpoint (consumer definitions may set their own).</summary>
     public ushort PrefetchCount { get; set; } = 32;
+
+    /// <summary>
+    /// Prefixes every exchange (published message types) and every queue (endpoints, the scheduler queue) this
+    /// process declares, so that several meshes share one virtual host without seeing each other's events (tests,
+    /// load runs). Empty (the default): MassTransit's names. Production gives each domain its own virtual host or
+    /// broker instead. Every process of one mesh, and its agents' buses, must use the same prefix.
+    /// </summary>
+    public string EntityPrefix { get; set; } = "";
 }
 
 /// <summary>The <c>Storage</c> section.</summary>

@@ -52,6 +52,11 @@ public static class MeshBusServiceCollectionExtensions
         }
 
         var transport = configuration.GetSection(MeshBusOptions.Section).GetValue(nameof(MeshBusOptions.Transport), TransportKind.InMemory);
+        var prefix = transport == TransportKind.RabbitMq
+            ? configuration.GetSection(RabbitMqTransportOptions.Section).GetValue(nameof(RabbitMqTransportOptions.EntityPrefix), "") ?? ""
+            : "";
+        var endpointNames = new MeshBusEndpointNameFormatter(prefix);
+        services.TryAddSingleton(endpointNames);
         if (transport == TransportKind.RabbitMq)
         {
             var meshBus = configuration.GetSection(MeshBusOptions.Section).Get<MeshBusOptions>() ?? new MeshBusOptions();
@@ -70,7 +75,7 @@ public static class MeshBusServiceCollectionExtensions
 
         services.AddMassTransit(x =>
         {
-            x.SetKebabCaseEndpointNameFormatter();
+            x.SetEndpointNameFormatter(endpointNames);
             foreach (var worker in workers)
             {
                 worker.ConfigureBus(x);
@@ -104,7 +109,7 @@ public static class MeshBusServiceCollectionExtensions
 
             if (transport == TransportKind.RabbitMq)
             {
-                MeshBusTransports.UseRabbitMq(x);
+                MeshBusTransports.UseRabbitMq(x, prefix);
             }
             else
             {

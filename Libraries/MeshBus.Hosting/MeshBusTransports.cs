@@ -23,14 +23,21 @@ internal static class MeshBusTransports
         });
     }
 
-    public static void UseRabbitMq(IBusRegistrationConfigurator x)
+    public static void UseRabbitMq(IBusRegistrationConfigurator x, string entityPrefix)
     {
+        var schedulerQueue = entityPrefix + SchedulerQueue;
         // Schedules (saga timeouts, redeliveries) must survive restarts and be shared by replicas: Quartz with a
         // persistent store behind MassTransit's ScheduleMessage contract (Libraries/MeshBus.Persistence).
-        x.AddMeshBusScheduler(SchedulerQueue);
+        x.AddMeshBusScheduler(schedulerQueue);
         x.UsingRabbitMq((context, cfg) =>
         {
             var o = context.GetRequiredService<IOptions<RabbitMqTransportOptions>>().Value;
+            if (entityPrefix.Length > 0)
+            {
+                // First, before any message type's topology is built: every exchange named from a type gets the prefix.
+                cfg.MessageTopology.SetEntityNameFormatter(new PrefixEntityNameFormatter(cfg.MessageTopology.EntityNameFormatter, entityPrefix));
+            }
+
             cfg.Host(o.Host, o.Port, o.VirtualHost, h =>
             {
                 h.Username(o.Username);
@@ -40,7 +47,7 @@ internal static class MeshBusTransports
             cfg.PrefetchCount = o.PrefetchCount;
             AcceptPlainJson(cfg);
             // RabbitMQ from Debian has no delayed-message plugin: schedules go to MeshBus's durable scheduler queue.
-            cfg.UseMeshBusScheduler(SchedulerQueue);
+            cfg.UseMeshBusScheduler(schedulerQueue);
             cfg.ConfigureEndpoints(context);
         });
     }

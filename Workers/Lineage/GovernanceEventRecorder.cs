@@ -1,6 +1,7 @@
 using System.Globalization;
 using MassTransit;
 using MeshBus.Contracts;
+using MeshBus.Hosting;
 using MeshBus.Ledger;
 using MeshBus.Trust;
 using Microsoft.Extensions.Logging;
@@ -163,9 +164,10 @@ public static class LineageKeys
 public sealed class GovernanceEventRecorderDefinition : ConsumerDefinition<GovernanceEventRecorder>
 {
     /// <summary>Creates the definition.</summary>
-    public GovernanceEventRecorderDefinition()
+    /// <param name="names">The hosting's endpoint names (entity prefix), when registered.</param>
+    public GovernanceEventRecorderDefinition(MeshBusEndpointNameFormatter? names = null)
     {
-        EndpointName = "lineage-recorder";
+        EndpointName = MeshBusEndpointNameFormatter.Name(names, "lineage-recorder");
         ConcurrentMessageLimit = 64;
     }
 }

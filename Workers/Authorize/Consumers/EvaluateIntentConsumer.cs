@@ -1,5 +1,6 @@
 using MassTransit;
 using MeshBus.Contracts;
+using MeshBus.Hosting;
 using MeshBus.Workers.Authorize.Decisions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -28,9 +29,11 @@ public sealed class EvaluateIntentConsumer(IntentAuthorizer authorizer, ILogger<
 public sealed class EvaluateIntentConsumerDefinition : ConsumerDefinition<EvaluateIntentConsumer>
 {
     /// <summary>Sizes the endpoint from <see cref="AuthorizeOptions"/>.</summary>
-    public EvaluateIntentConsumerDefinition(IOptions<AuthorizeOptions> options)
+    /// <param name="options">The worker's options.</param>
+    /// <param name="names">The hosting's endpoint names (entity prefix), when registered.</param>
+    public EvaluateIntentConsumerDefinition(IOptions<AuthorizeOptions> options, MeshBusEndpointNameFormatter? names = null)
     {
-        EndpointName = options.Value.QueuePrefix + "authorize-renewals";
+        EndpointName = MeshBusEndpointNameFormatter.Name(names, options.Value.QueuePrefix + "authorize-renewals");
         ConcurrentMessageLimit = options.Value.ConcurrentMessageLimit;
         Endpoint(e =>
         {

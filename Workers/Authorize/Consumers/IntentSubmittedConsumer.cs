@@ -1,5 +1,6 @@
 using MassTransit;
 using MeshBus.Contracts;
+using MeshBus.Hosting;
 using MeshBus.Trust;
 using MeshBus.Workers.Authorize.Decisions;
 using Microsoft.Extensions.Options;
@@ -30,9 +31,11 @@ public sealed class IntentSubmittedConsumer(IntentAuthorizer authorizer) : ICons
 public sealed class IntentSubmittedConsumerDefinition : ConsumerDefinition<IntentSubmittedConsumer>
 {
     /// <summary>Sizes the endpoint from <see cref="AuthorizeOptions"/>.</summary>
-    public IntentSubmittedConsumerDefinition(IOptions<AuthorizeOptions> options)
+    /// <param name="options">The worker's options.</param>
+    /// <param name="names">The hosting's endpoint names (entity prefix), when registered.</param>
+    public IntentSubmittedConsumerDefinition(IOptions<AuthorizeOptions> options, MeshBusEndpointNameFormatter? names = null)
     {
-        EndpointName = options.Value.QueuePrefix + "authorize-intents";
+        EndpointName = MeshBusEndpointNameFormatter.Name(names, options.Value.QueuePrefix + "authorize-intents");
         ConcurrentMessageLimit = options.Value.ConcurrentMessageLimit;
         Endpoint(e =>
         {

@@ -1,5 +1,6 @@
 using MassTransit;
 using MeshBus.Contracts;
+using MeshBus.Hosting;
 using MeshBus.Workers.Authorize.Checks;
 using Microsoft.Extensions.Options;
 
@@ -22,9 +23,10 @@ public sealed class QuarantineConsumerDefinition : ConsumerDefinition<Quarantine
 {
     /// <summary>Names the endpoint.</summary>
     /// <param name="options">The worker's options (queue prefix).</param>
-    public QuarantineConsumerDefinition(IOptions<AuthorizeOptions> options)
+    /// <param name="names">The hosting's endpoint names (entity prefix), when registered.</param>
+    public QuarantineConsumerDefinition(IOptions<AuthorizeOptions> options, MeshBusEndpointNameFormatter? names = null)
     {
-        EndpointName = options.Value.QueuePrefix + "authorize-quarantine";
+        EndpointName = MeshBusEndpointNameFormatter.Name(names, options.Value.QueuePrefix + "authorize-quarantine");
         Endpoint(e => e.ConfigureConsumeTopology = options.Value.QueuePrefix.Length == 0);
     }
 }

@@ -1,4 +1,5 @@
 using MassTransit;
+using MeshBus.Hosting;
 
 namespace MeshBus.Workers.Enforce.Lifecycle;
 
@@ -6,9 +7,10 @@ namespace MeshBus.Workers.Enforce.Lifecycle;
 public sealed class IntentLifecycleSagaDefinition : SagaDefinition<IntentLifecycleState>
 {
     /// <summary>Creates the definition.</summary>
-    public IntentLifecycleSagaDefinition()
+    /// <param name="names">The hosting's endpoint names (entity prefix), when registered.</param>
+    public IntentLifecycleSagaDefinition(MeshBusEndpointNameFormatter? names = null)
     {
-        EndpointName = "intent-lifecycle";
+        EndpointName = MeshBusEndpointNameFormatter.Name(names, "intent-lifecycle");
         ConcurrentMessageLimit = 32;
     }
 
