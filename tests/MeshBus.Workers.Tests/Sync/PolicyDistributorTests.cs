@@ -1,0 +1,95 @@
+using MassTransit;
+using MeshBus.Contracts;
+using MeshBus.Hosting;
+using MeshBus.Policy.Bundles;
+using MeshBus.Trust;
+using MeshBus.Workers.Sync;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Xunit;
+
+namespace MeshBus.Workers.Tests.Sync;
+
+/// <summary>Sync applies only a bundle signed by the domain that compiles; anything else leaves the applied epoch alone.</summary>
+public sealed class PolicyDistributorTests : IDisposable
+{
+    private const string Domain = "acme.example/prod";
+    private const string Bundle = """
+        {
+          "format": "meshbus-policy/v1", "scope": "domain", "domain": "acme.example/prod", "epoch": 3,
+          "rules": [ { "id": "allow-deploy", "effect": "allow", "match": { "actions": ["deploy"], "resources": ["**"] } } ]
+        }
+        """;
+
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "meshbus-sync-test-" + Guid.NewGuid().ToString("N")[..8]);
+    private readonly string _keys;
+
+    public PolicyDistributorTests()
+    {
+        _keys = Path.Combine(_dir, "keys");
+        DomainAdministration.Initialize(_keys, Domain, DateTimeOffset.UtcNow);
+    }
+
+    [Fact]
+    public void A_bundle_signed_by_the_domain_is_applied_at_its_epoch()
+    {
+        var (distributor, governance) = Create(Write(Sign(Bundle)));
+
+        distributor.Apply();
+
+        Assert.Equal(3, governance.Epoch(PolicyScope.Domain));
+    }
+
+    [Fact]
+    public void A_tampered_bundle_is_refused_and_nothing_is_applied()
+    {
+        var tampered = Sign(Bundle).Replace("\"deploy\"", "\"delete\"", StringComparison.Ordinal);
+        var (distributor, governance) = Create(Write(tampered));
+
+        Assert.Throws<PolicyBundleException>(() => distributor.Apply());
+        Assert.Equal(0, governance.Epoch(PolicyScope.Domain));
+    }
+
+    [Fact]
+    public void An_unsigned_bundle_is_refused_and_nothing_is_applied()
+    {
+        var (distributor, governance) = Create(Write(Bundle));
+
+        Assert.Throws<PolicyBundleException>(() => distributor.Apply());
+        Assert.Equal(0, governance.Epoch(PolicyScope.Domain));
+    }
+
+    private string Sign(string json) =>
+        PolicyBundleSigning.Sign(json, DomainKeys.Load(_keys, KeyUsage.Grant).Signer(KeyUsage.Grant, DateTimeOffset.UtcNow));
+
+    private string Write(string json)
+    {
+        var path = Path.Combine(_dir, "policy.json");
+        File.WriteAllText(path, json);
+        return path;
+    }
+
+    private (PolicyDistributor, AppliedGovernance) Create(string policyFile)
+    {
+        var governance = new AppliedGovernance(1);
+        var distributor = new PolicyDistributor(
+            Bus.Factory.CreateUsingInMemory(_ => { }),
+            governance,
+            Options.Create(new MeshBusOptions { Domain = Domain, DataDirectory = _dir, KeyDirectory = _keys }),
+            Options.Create(new SyncOptions { PolicyBundleFile = policyFile }),
+            TimeProvider.System,
+            NullLogger<PolicyDistributor>.Instance);
+        return (distributor, governance);
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
