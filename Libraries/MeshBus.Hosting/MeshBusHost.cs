@@ -81,6 +81,16 @@ public static class MeshBusHost
             }
         }
 
+        try
+        {
+            // Every other section registered with ValidateOnStart (the workers' own options).
+            services.GetService<IStartupValidator>()?.Validate();
+        }
+        catch (Exception e) when (ValidationFailures(e) is { Count: > 0 } more)
+        {
+            failures.AddRange(more);
+        }
+
         if (failures.Count > 0)
         {
             throw new OptionsValidationException(Options.DefaultName, typeof(MeshBusOptions), failures.Distinct());

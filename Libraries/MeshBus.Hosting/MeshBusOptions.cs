@@ -41,8 +41,18 @@ public sealed class MeshBusOptions
     /// <summary>Immediate retries of a failing message before it is redelivered later.</summary>
     public int ImmediateRetries { get; set; } = 3;
 
-    /// <summary>Delays of the later redeliveries (seconds) before the message goes to the error queue.</summary>
-    public double[] RedeliverySeconds { get; set; } = [1, 5, 15];
+    /// <summary>The redelivery delays used when <see cref="RedeliverySeconds"/> is not configured.</summary>
+    public static IReadOnlyList<double> DefaultRedeliverySeconds { get; } = [1, 5, 15];
+
+    /// <summary>
+    /// Delays of the later redeliveries (seconds) before the message goes to the error queue; null means
+    /// <see cref="DefaultRedeliverySeconds"/>. Null rather than an initialized array because the configuration binder
+    /// appends configured elements to an existing array: <c>MeshBus__RedeliverySeconds__0=2</c> must mean <c>[2]</c>.
+    /// </summary>
+    public double[]? RedeliverySeconds { get; set; }
+
+    /// <summary>The redelivery delays in effect (seconds): the configured ones, or the defaults.</summary>
+    public IReadOnlyList<double> RedeliveryIntervals => RedeliverySeconds ?? DefaultRedeliverySeconds;
 
     /// <summary>The directory of the domain's keys.</summary>
     public string ResolvedKeyDirectory => KeyDirectory ?? Path.Combine(DataDirectory, "keys");

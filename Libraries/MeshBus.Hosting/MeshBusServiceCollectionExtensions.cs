@@ -89,9 +89,9 @@ public static class MeshBusServiceCollectionExtensions
                 // so messages a consumer publishes leave only when it succeeds (DESIGN.md §5).
                 // A message that cannot be read, or has not the shape of its contract, fails the same way every time:
                 // it goes to the error queue at once instead of through the retries.
-                if (options.RedeliverySeconds.Length > 0)
+                if (options.RedeliveryIntervals.Count > 0)
                 {
-                    var intervals = options.RedeliverySeconds.Select(TimeSpan.FromSeconds).ToArray();
+                    var intervals = options.RedeliveryIntervals.Select(TimeSpan.FromSeconds).ToArray();
                     if (transport == TransportKind.InMemory)
                     {
                         endpoint.UseDelayedRedelivery(r => IgnoreUnreadable(r).Intervals(intervals));

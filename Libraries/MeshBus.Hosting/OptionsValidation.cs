@@ -23,7 +23,7 @@ internal sealed class MeshBusOptionsValidator : IValidateOptions<MeshBusOptions>
             errors.Add("MeshBus:ImmediateRetries must be between 0 and 20");
         }
 
-        if (options.RedeliverySeconds.Any(s => s <= 0))
+        if (options.RedeliveryIntervals.Any(s => s <= 0))
         {
             errors.Add("MeshBus:RedeliverySeconds must be positive");
         }

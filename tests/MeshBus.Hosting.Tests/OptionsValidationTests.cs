@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Xunit;
 
@@ -42,5 +43,22 @@ public sealed class OptionsValidationTests
              "--RabbitMqTransport:Username=u", "--RabbitMqTransport:Password=p"],
             new EmptyWorker()).Build();
         MeshBusHost.ValidateOptions(host.Services);
+    }
+
+    [Fact]
+    public void Configured_redelivery_delays_replace_the_defaults_instead_of_being_appended_to_them()
+    {
+        using var configured = MeshBusHost.CreateBuilder(["--MeshBus:Domain=acme.example/prod", "--MeshBus:RedeliverySeconds:0=2"], new EmptyWorker()).Build();
+        Assert.Equal([2.0], configured.Services.GetRequiredService<IOptions<MeshBusOptions>>().Value.RedeliveryIntervals);
+
+        using var defaults = MeshBusHost.CreateBuilder(["--MeshBus:Domain=acme.example/prod"], new EmptyWorker()).Build();
+        Assert.Equal([1.0, 5, 15], defaults.Services.GetRequiredService<IOptions<MeshBusOptions>>().Value.RedeliveryIntervals);
+    }
+
+    [Fact]
+    public void A_non_positive_redelivery_delay_is_refused()
+    {
+        var e = Failure("--MeshBus:Domain=acme.example/prod", "--MeshBus:RedeliverySeconds:0=0");
+        Assert.Contains(e.Failures, f => f.Contains("MeshBus:RedeliverySeconds", StringComparison.Ordinal));
     }
 }
