@@ -1,3 +1,6 @@
+using MeshBus.Hosting;
+using Microsoft.Extensions.Options;
+
 namespace MeshBus.Workers.Authorize;
 
 /// <summary>The <c>Authorize</c> configuration section (environment: <c>Authorize__LineageTimeoutMs</c>, ...).</summary>
@@ -45,4 +48,51 @@ public sealed class AuthorizeOptions
 
     /// <summary>Messages fetched ahead from the broker per replica.</summary>
     public int PrefetchCount { get; set; } = 128;
+}
+
+/// <summary>
+/// Refuses settings that would break a fail-closed promise at start-up, naming the variable: an intent waiting for
+/// governance must end in a recorded <c>SyncStale</c> denial, so the hosting must redeliver it at least
+/// <see cref="AuthorizeOptions.SyncMaxRedeliveries"/> times (otherwise it would land in the error queue and the
+/// agent would hear nothing).
+/// </summary>
+internal sealed class AuthorizeOptionsValidator(IOptions<MeshBusOptions> mesh) : IValidateOptions<AuthorizeOptions>
+{
+    public ValidateOptionsResult Validate(string? name, AuthorizeOptions options)
+    {
+        var errors = new List<string>();
+        var redeliveries = mesh.Value.RedeliveryIntervals.Count;
+        if (options.SyncMaxRedeliveries < 0 || options.SyncMaxRedeliveries > redeliveries)
+        {
+            errors.Add($"Authorize:SyncMaxRedeliveries ({options.SyncMaxRedeliveries}) must be between 0 and the number of MeshBus:RedeliverySeconds " +
+                $"delays ({redeliveries}), so that an intent waiting for governance is denied SyncStale instead of ending in the error queue " +
+                "(environment variable Authorize__SyncMaxRedeliveries)");
+        }
+
+        Positive(errors, options.HeartbeatBoundSeconds, "HeartbeatBoundSeconds");
+        Positive(errors, options.LineageTimeoutMs, "LineageTimeoutMs");
+        Positive(errors, options.MaxIntentAgeSeconds, "MaxIntentAgeSeconds");
+        Positive(errors, options.DefaultLeaseSeconds, "DefaultLeaseSeconds");
+        Positive(errors, options.ConcurrentMessageLimit, "ConcurrentMessageLimit");
+        Positive(errors, options.PrefetchCount, "PrefetchCount");
+        if (options.SyncWaitSeconds < 0 || options.ClockSkewSeconds < 0)
+        {
+            errors.Add("Authorize:SyncWaitSeconds and Authorize:ClockSkewSeconds must not be negative");
+        }
+
+        if (options.PolicyBundleFile is { Length: > 0 } file && !File.Exists(file))
+        {
+            errors.Add($"Authorize:PolicyBundleFile '{file}' does not exist (environment variable Authorize__PolicyBundleFile)");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static void Positive(List<string> errors, double value, string setting)
+    {
+        if (!(value > 0))
+        {
+            errors.Add($"Authorize:{setting} must be positive (environment variable Authorize__{setting})");
+        }
+    }
 }

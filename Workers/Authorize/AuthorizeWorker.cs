@@ -21,7 +21,8 @@ public sealed class AuthorizeWorker : IMeshBusWorker
     /// <inheritdoc />
     public void ConfigureServices(IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<AuthorizeOptions>().BindConfiguration(AuthorizeOptions.Section);
+        services.AddOptions<AuthorizeOptions>().BindConfiguration(AuthorizeOptions.Section).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AuthorizeOptions>, AuthorizeOptionsValidator>());
         services.TryAddSingleton<ISyncState, SyncState>();
         services.TryAddSingleton<ILoadedGovernance, LoadedGovernance>();
         services.TryAddSingleton<IntentAuthorizer>();

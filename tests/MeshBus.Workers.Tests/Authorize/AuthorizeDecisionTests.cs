@@ -191,15 +191,18 @@ public sealed class AuthorizeDecisionTests
         Assert.Empty(h.Recorder.SentOf<GrantIssued>());
     }
 
-    [Fact(Skip = "under investigation: the redelivered intent is not granted after the heartbeat on the in-memory harness")]
+    [Fact]
     public async Task Intent_waiting_for_sync_is_granted_once_a_heartbeat_arrives()
     {
-        await using var h = await AuthorizeHarness.StartAsync(settings: new Dictionary<string, string?> { ["Authorize:SyncMaxRedeliveries"] = "1000" });
+        await using var h = await AuthorizeHarness.StartAsync(settings: new Dictionary<string, string?> { ["Authorize:SyncMaxRedeliveries"] = "7" });
         var agent = new TestAgent(h.Keys);
         var intent = agent.Intent(Now(h));
 
         await h.SubmitAsync(intent);
-        await AuthorizeHarness.EventuallyAsync(() => h.Recorder.ConsumedOf<IntentSubmitted>().Any(m => m.Fault is GovernanceNotFreshException), "IntentSubmitted");
+        // The first delivery met no heartbeat and went back for redelivery (the redelivery filter handles the fault, so
+        // the observer sees a consume without one; a fault here would mean the error queue, i.e. the wait was lost).
+        await AuthorizeHarness.EventuallyAsync(() => h.Recorder.ConsumedOf<IntentSubmitted>().Any(), "the intent's first delivery");
+        Assert.DoesNotContain(h.Recorder.ConsumedOf<IntentSubmitted>(), m => m.Fault is not null);
         Assert.Empty(h.Answers(intent.IntentId));
         await h.HeartbeatAsync();
 

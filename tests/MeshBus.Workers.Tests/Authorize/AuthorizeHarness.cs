@@ -109,6 +109,9 @@ public sealed class TestPolicy : IDecisionPolicy
 /// <summary>The Authorize worker on MassTransit's in-memory test harness, with a real SQLite lineage log and a fake clock.</summary>
 public sealed class AuthorizeHarness : IAsyncDisposable
 {
+    /// <summary>The harness's redelivery delays (also configured as MeshBus:RedeliverySeconds, which the worker validates against).</summary>
+    private static readonly int[] RedeliveryMilliseconds = [50, 100, 150, 250, 500, 1000, 2000];
+
     private readonly ServiceProvider _provider;
     private long _heartbeats;
 
@@ -151,6 +154,13 @@ public sealed class AuthorizeHarness : IAsyncDisposable
         {
             ["MeshBus:Domain"] = TestDomainKeys.Domain,
             ["MeshBus:DataDirectory"] = dataDirectory,
+            ["MeshBus:RedeliverySeconds:0"] = "0.05",
+            ["MeshBus:RedeliverySeconds:1"] = "0.1",
+            ["MeshBus:RedeliverySeconds:2"] = "0.15",
+            ["MeshBus:RedeliverySeconds:3"] = "0.25",
+            ["MeshBus:RedeliverySeconds:4"] = "0.5",
+            ["MeshBus:RedeliverySeconds:5"] = "1.0",
+            ["MeshBus:RedeliverySeconds:6"] = "2.0",
             ["Authorize:SyncMaxRedeliveries"] = "3",
             ["Authorize:LineageTimeoutMs"] = "2000",
         };
@@ -178,7 +188,7 @@ public sealed class AuthorizeHarness : IAsyncDisposable
             // The hosting defaults, with short redelivery intervals.
             x.AddConfigureEndpointsCallback((context, _, e) =>
             {
-                e.UseDelayedRedelivery(r => r.Intervals(50, 100, 150, 250, 500, 1000, 2000));
+                e.UseDelayedRedelivery(r => r.Intervals(RedeliveryMilliseconds));
                 e.UseMessageRetry(r => r.Immediate(1));
                 e.UseInMemoryOutbox(context);
             });

@@ -66,6 +66,7 @@ internal sealed class SkeletonHarness : IAsyncDisposable
             ["MeshBus:KeyDirectory"] = keys.DirectoryPath,
             ["MeshBus:ImmediateRetries"] = "2",
             ["MeshBus:RedeliverySeconds:0"] = "1",
+            ["Authorize:SyncMaxRedeliveries"] = "1",
         };
         foreach (var (k, v) in settings ?? new Dictionary<string, string?>())
         {
