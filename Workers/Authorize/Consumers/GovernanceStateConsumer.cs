@@ -51,7 +51,7 @@ public sealed class GovernanceStateConsumerDefinition : ConsumerDefinition<Gover
         var prefix = options.Value.QueuePrefix;
         Endpoint(e =>
         {
-            e.Name = prefix.Length == 0 ? "authorize-governance-" + NewId.Next().ToString("N")[..12] : prefix + "authorize-governance";
+            e.Name = prefix.Length == 0 ? "authorize-governance-" + Guid.NewGuid().ToString("N")[..12] : prefix + "authorize-governance";
             e.Temporary = prefix.Length == 0;
             e.ConcurrentMessageLimit = 1;
             e.ConfigureConsumeTopology = prefix.Length == 0;
