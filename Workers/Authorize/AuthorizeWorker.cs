@@ -39,20 +39,29 @@ public sealed class AuthorizeWorker : IMeshBusWorker
             var now = sp.GetRequiredService<TimeProvider>().GetUtcNow();
             return new AuthorizeKeys(domainKeys.LoadTrust(), domainKeys.Signer(KeyUsage.Grant, now), domainKeys.KeySet.Sequence);
         });
+        // Quarantine and nonces share one bounded pool; the lineage log has its own (Authorize:DatabasePoolSize each).
+        services.TryAddSingleton(sp => new AuthorizeDatabase(
+            sp.GetRequiredService<IOptions<StorageOptions>>().Value, sp.GetRequiredService<IOptions<AuthorizeOptions>>().Value, DataDirectory(sp)));
         services.TryAddSingleton<IQuarantineState>(sp =>
         {
-            var storage = sp.GetRequiredService<IOptions<StorageOptions>>().Value;
-            return storage.Provider == StorageProvider.Postgres
-                ? new PostgresQuarantineState(storage.ConnectionString!)
-                : new SqliteQuarantineState(Path.Combine(DataDirectory(sp), "authorize.db"));
+            var db = sp.GetRequiredService<AuthorizeDatabase>();
+            return db.Postgres is { } pg ? new PostgresQuarantineState(pg) : new SqliteQuarantineState(db.SqlitePath);
         });
+        services.TryAddSingleton<INonceStore>(sp =>
+        {
+            var db = sp.GetRequiredService<AuthorizeDatabase>();
+            return db.Postgres is { } pg ? new PostgresNonceStore(pg) : new SqliteNonceStore(db.SqlitePath);
+        });
+        services.AddHostedService<NoncePruner>();
         // The domain's lineage log; a process hosting several workers shares one registration (TryAdd).
         services.TryAddSingleton<ILineageLog>(sp =>
         {
             var storage = sp.GetRequiredService<IOptions<StorageOptions>>().Value;
             var options = new LineageLogOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() };
             return storage.Provider == StorageProvider.Postgres
-                ? LineageLogs.OpenPostgresAsync(storage.ConnectionString!, options).GetAwaiter().GetResult()
+                ? LineageLogs.OpenPostgresAsync(
+                    AuthorizeDatabase.Bounded(storage.ConnectionString!, sp.GetRequiredService<IOptions<AuthorizeOptions>>().Value.DatabasePoolSize), options)
+                    .GetAwaiter().GetResult()
                 : LineageLogs.OpenSqlite(Path.Combine(DataDirectory(sp), "lineage.db"), options);
         });
     }

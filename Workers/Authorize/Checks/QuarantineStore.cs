@@ -20,12 +20,20 @@ public interface IQuarantineState
 public sealed class PostgresQuarantineState : IQuarantineState, IAsyncDisposable
 {
     private readonly NpgsqlDataSource _dataSource;
+    private readonly bool _ownsDataSource;
     private readonly Lazy<Task> _schema;
 
     /// <summary>Uses the database of <paramref name="connectionString"/>; the table is created when missing.</summary>
     public PostgresQuarantineState(string connectionString)
+        : this(NpgsqlDataSource.Create(connectionString))
     {
-        _dataSource = NpgsqlDataSource.Create(connectionString);
+        _ownsDataSource = true;
+    }
+
+    /// <summary>Uses <paramref name="dataSource"/>, shared with the worker's other tables (its owner disposes it).</summary>
+    public PostgresQuarantineState(NpgsqlDataSource dataSource)
+    {
+        _dataSource = dataSource;
         _schema = new Lazy<Task>(async () =>
         {
             await using var cmd = _dataSource.CreateCommand(
@@ -65,7 +73,7 @@ public sealed class PostgresQuarantineState : IQuarantineState, IAsyncDisposable
     }
 
     /// <inheritdoc />
-    public ValueTask DisposeAsync() => _dataSource.DisposeAsync();
+    public ValueTask DisposeAsync() => _ownsDataSource ? _dataSource.DisposeAsync() : ValueTask.CompletedTask;
 }
 
 /// <summary>The quarantine table in an SQLite file (embedded; one process).</summary>

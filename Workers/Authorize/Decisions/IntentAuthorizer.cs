@@ -18,6 +18,7 @@ public sealed class IntentAuthorizer(
     IGrantSigner signer,
     ISyncState sync,
     IQuarantineState quarantine,
+    INonceStore nonces,
     ILineageLog lineage,
     TimeProvider time,
     IOptions<AuthorizeOptions> options,
@@ -105,7 +106,9 @@ public sealed class IntentAuthorizer(
                 return Deny(intent, agent, GovernanceReason.SignatureInvalid, "the intent signature does not verify with the credential's cnf key");
             }
 
-            // 3. The decision record is the dedupe: a redelivery finds it and rebuilds exactly what was decided.
+            // 3. The decision record is the dedupe: a redelivery finds it and rebuilds exactly what was decided. The
+            // nonce is claimed beside the lookup (only now: a verified signature proves the agent spent it).
+            var nonceClaim = nonces.ClaimAsync(agent, intent.Nonce, intent.IntentId, NonceKeepUntil(intent, now), ct);
             LineageRecord? existing;
             try
             {
@@ -113,12 +116,21 @@ public sealed class IntentAuthorizer(
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {
+                Observe(nonceClaim);
                 return LineageDown(intent, agent, e);
             }
 
             if (existing is not null)
             {
+                Observe(nonceClaim);
                 return Replay(intent, agent, digest, existing);
+            }
+
+            var nonceHolder = await nonceClaim;
+            if (nonceHolder != intent.IntentId)
+            {
+                return await RecordAsync(intent, credential, digest, now, Denied(GovernanceReason.ReplayDetected,
+                    $"nonce '{intent.Nonce}' of {agent} was already used by intent {nonceHolder}"), ct);
             }
 
             if (now - intent.IssuedAt > TimeSpan.FromSeconds(options.Value.MaxIntentAgeSeconds))
@@ -298,6 +310,13 @@ public sealed class IntentAuthorizer(
         return false;
     }
 
+    private DateTimeOffset NonceKeepUntil(IntentSubmitted intent, DateTimeOffset now) =>
+        (intent.IssuedAt > now ? intent.IssuedAt : now) + TimeSpan.FromSeconds(options.Value.MaxIntentAgeSeconds + options.Value.ClockSkewSeconds);
+
+    /// <summary>A side task whose result no longer matters: its failure is observed, never unobserved.</summary>
+    private static void Observe(Task task) =>
+        task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+
     private PolicyOutcome Denied(GovernanceReason reason, string detail) =>
         new(false, reason, detail, [], null, -1, "");
 
@@ -412,9 +431,11 @@ public sealed class IntentAuthorizer(
     private Decision LineageDown(IntentSubmitted intent, string agent, Exception e)
     {
         logger.LogWarning(e, "Lineage unavailable deciding intent {IntentId}", intent.IntentId);
-        var what = e is TimeoutException ? $"no acknowledgement within {options.Value.LineageTimeoutMs} ms" : e.GetType().Name + ": " + e.Message;
-        return Deny(intent, agent, GovernanceReason.LineageUnavailable,
-            $"the decision could not be recorded in the lineage log ({what}); no grant, and this denial is not recorded either");
+        var detail = e is TimeoutException
+            ? $"the lineage log did not acknowledge the decision within {options.Value.LineageTimeoutMs} ms; no grant was released and this denial is not " +
+              "recorded (an append still under way may record the decision later: resubmitting the same intent then returns the recorded decision)"
+            : $"the decision could not be recorded in the lineage log ({e.GetType().Name}: {e.Message}); no grant, and this denial is not recorded either";
+        return Deny(intent, agent, GovernanceReason.LineageUnavailable, detail);
     }
 
     private Decision Deny(IntentSubmitted intent, string agent, GovernanceReason reason, string detail)
