@@ -1,15 +1,17 @@
 using System.Text.Json;
 using MassTransit;
-using MassTransit.Testing;
 using MeshBus.Contracts;
 using MeshBus.Hosting;
 using MeshBus.Ledger;
+using MeshBus.TestSupport;
 using MeshBus.Trust;
 using MeshBus.Trust.Crypto;
 using MeshBus.Workers.Authorize;
 using MeshBus.Workers.Authorize.Decisions;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using Xunit;
 
@@ -20,7 +22,11 @@ public sealed class TestDomainKeys
 {
     public const string Domain = "acme.example/prod";
 
-    public static readonly DateTimeOffset Start = new(2026, 11, 26, 12, 0, 0, TimeSpan.Zero);
+    /// <summary>
+    /// The test's epoch: the wall clock when the keys were made, to the second. Not a fixed date, because on RabbitMQ
+    /// the Quartz scheduler behind redelivery runs on the container's clock, which must stay near the wall clock.
+    /// </summary>
+    public DateTimeOffset Start { get; } = DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds());
 
     public TestDomainKeys()
     {
@@ -53,7 +59,7 @@ public sealed class TestAgent
         Credential = Credentials.Issue(
             new CredentialClaims(TestDomainKeys.Domain, Subject, "c-" + name, Base64Url.Encode(PublicKey),
                 new AgentAttributes("sha256:abcd", "k8s", "team-web", ["deployers"]),
-                TestDomainKeys.Start.AddMinutes(-1), TestDomainKeys.Start.AddMinutes(-1), TestDomainKeys.Start + (credentialLifetime ?? TimeSpan.FromMinutes(15))),
+                keys.Start.AddMinutes(-1), keys.Start.AddMinutes(-1), keys.Start + (credentialLifetime ?? TimeSpan.FromMinutes(15))),
             credentialSigner ?? keys.Signers[KeyUsage.Credential]);
     }
 
@@ -106,26 +112,79 @@ public sealed class TestPolicy : IDecisionPolicy
     }
 }
 
-/// <summary>The Authorize worker on MassTransit's in-memory test harness, with a real SQLite lineage log and a fake clock.</summary>
+/// <summary>The decisions' clock, moved by the tests.</summary>
+public abstract class TestClock : TimeProvider
+{
+    /// <summary>Moves the clock forward.</summary>
+    public abstract void Advance(TimeSpan by);
+}
+
+/// <summary>Frozen at the test's epoch until advanced (timers fire when advanced past them).</summary>
+public sealed class FrozenClock(DateTimeOffset start) : TestClock
+{
+    private readonly FakeTimeProvider _fake = new(start);
+
+    public override DateTimeOffset GetUtcNow() => _fake.GetUtcNow();
+
+    public override long GetTimestamp() => _fake.GetTimestamp();
+
+    public override long TimestampFrequency => _fake.TimestampFrequency;
+
+    public override TimeZoneInfo LocalTimeZone => TimeZoneInfo.Utc;
+
+    public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+        _fake.CreateTimer(callback, state, dueTime, period);
+
+    public override void Advance(TimeSpan by) => _fake.Advance(by);
+}
+
+/// <summary>
+/// The wall clock plus what the test advanced; real timers. For RabbitMQ: the Quartz scheduler behind redelivery runs
+/// on the container's clock, so it must run, and near the wall clock its triggers are computed from.
+/// </summary>
+public sealed class RunningClock : TestClock
+{
+    private long _advancedTicks;
+
+    public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + TimeSpan.FromTicks(Interlocked.Read(ref _advancedTicks));
+
+    public override void Advance(TimeSpan by) => Interlocked.Add(ref _advancedTicks, by.Ticks);
+}
+
+/// <summary>Real servers for <see cref="AuthorizeHarness"/>: RabbitMQ, and a PostgreSQL database of the test's own.</summary>
+/// <param name="AmqpUri">The broker (each harness isolates itself with an entity prefix of its own).</param>
+/// <param name="PostgresConnectionString">The database shared by the harnesses of one test (lineage, quarantine, nonces, schedules).</param>
+public sealed record RealServers(Uri AmqpUri, string PostgresConnectionString);
+
+/// <summary>
+/// The Authorize worker composed by the real hosting (<c>AddMeshBus</c>: retry, redelivery, outbox, scheduler), with a
+/// fake clock for its decisions: on the in-memory transport with SQLite, or on RabbitMQ with PostgreSQL (the same
+/// tests run on both).
+/// </summary>
 public sealed class AuthorizeHarness : IAsyncDisposable
 {
-    /// <summary>The harness's redelivery delays (also configured as MeshBus:RedeliverySeconds, which the worker validates against).</summary>
-    private static readonly int[] RedeliveryMilliseconds = [50, 100, 150, 250, 500, 1000, 2000];
+    /// <summary>The harness's redelivery delays in seconds (MeshBus:RedeliverySeconds).</summary>
+    public static readonly double[] RedeliverySeconds = [0.05, 0.1, 0.25, 0.5, 1];
 
     private readonly ServiceProvider _provider;
+    private readonly List<IHostedService> _hosted = [];
+    private readonly RealServers? _servers;
+    private readonly string _prefix;
     private long _heartbeats;
 
-    private AuthorizeHarness(ServiceProvider provider, TestDomainKeys keys, TestPolicy policy, FakeTimeProvider time, string dataDirectory)
+    private AuthorizeHarness(ServiceProvider provider, TestDomainKeys keys, TestPolicy policy, TestClock time, string dataDirectory, RealServers? servers, string prefix)
     {
         _provider = provider;
+        _servers = servers;
+        _prefix = prefix;
         Keys = keys;
         Policy = policy;
         Time = time;
         DataDirectory = dataDirectory;
-        Bus = provider.GetRequiredService<ITestHarness>();
+        Bus = provider.GetRequiredService<IBus>();
     }
 
-    public ITestHarness Bus { get; }
+    public IBus Bus { get; }
 
     public BusRecorder Recorder { get; } = new();
 
@@ -133,9 +192,12 @@ public sealed class AuthorizeHarness : IAsyncDisposable
 
     public TestPolicy Policy { get; }
 
-    public FakeTimeProvider Time { get; }
+    public TestClock Time { get; }
 
     public string DataDirectory { get; }
+
+    /// <summary>How long the waits of this harness last: scheduled redeliveries on RabbitMQ go through Quartz (1 s idle wait).</summary>
+    public TimeSpan WaitBound => _servers is null ? TimeSpan.FromSeconds(10) : TimeSpan.FromSeconds(30);
 
     public ILineageLog Lineage => _provider.GetRequiredService<ILineageLog>();
 
@@ -143,27 +205,43 @@ public sealed class AuthorizeHarness : IAsyncDisposable
         TestDomainKeys? keys = null,
         Action<IServiceCollection>? configure = null,
         string? dataDirectory = null,
-        IDictionary<string, string?>? settings = null)
+        IDictionary<string, string?>? settings = null,
+        RealServers? servers = null)
     {
         keys ??= new TestDomainKeys();
         dataDirectory ??= Path.Combine(Path.GetTempPath(), "meshbus-authz-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dataDirectory);
-        var time = new FakeTimeProvider(TestDomainKeys.Start);
+        TestClock time = servers is null ? new FrozenClock(keys.Start) : new RunningClock();
         var policy = new TestPolicy();
+        var prefix = servers is null ? "" : "ta" + Guid.NewGuid().ToString("N")[..8] + "-";
         var values = new Dictionary<string, string?>
         {
             ["MeshBus:Domain"] = TestDomainKeys.Domain,
             ["MeshBus:DataDirectory"] = dataDirectory,
-            ["MeshBus:RedeliverySeconds:0"] = "0.05",
-            ["MeshBus:RedeliverySeconds:1"] = "0.1",
-            ["MeshBus:RedeliverySeconds:2"] = "0.15",
-            ["MeshBus:RedeliverySeconds:3"] = "0.25",
-            ["MeshBus:RedeliverySeconds:4"] = "0.5",
-            ["MeshBus:RedeliverySeconds:5"] = "1.0",
-            ["MeshBus:RedeliverySeconds:6"] = "2.0",
+            ["MeshBus:ImmediateRetries"] = "1",
             ["Authorize:SyncMaxRedeliveries"] = "3",
             ["Authorize:LineageTimeoutMs"] = "2000",
         };
+        for (var i = 0; i < RedeliverySeconds.Length; i++)
+        {
+            values[$"MeshBus:RedeliverySeconds:{i}"] = RedeliverySeconds[i].ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        if (servers is not null)
+        {
+            var userInfo = servers.AmqpUri.UserInfo.Split(':');
+            var vhost = servers.AmqpUri.AbsolutePath.TrimStart('/');
+            values["MeshBus:Transport"] = "RabbitMq";
+            values["RabbitMqTransport:Host"] = servers.AmqpUri.Host;
+            values["RabbitMqTransport:Port"] = servers.AmqpUri.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            values["RabbitMqTransport:VirtualHost"] = vhost.Length == 0 ? "/" : Uri.UnescapeDataString(vhost);
+            values["RabbitMqTransport:Username"] = Uri.UnescapeDataString(userInfo[0]);
+            values["RabbitMqTransport:Password"] = Uri.UnescapeDataString(userInfo.ElementAtOrDefault(1) ?? "");
+            values["RabbitMqTransport:EntityPrefix"] = prefix;
+            values["Storage:Provider"] = "Postgres";
+            values["Storage:ConnectionString"] = servers.PostgresConnectionString;
+        }
+
         foreach (var (k, v) in settings ?? new Dictionary<string, string?>())
         {
             values[k] = v;
@@ -174,58 +252,50 @@ public sealed class AuthorizeHarness : IAsyncDisposable
         services.AddSingleton<IConfiguration>(configuration);
         services.AddLogging();
         services.AddSingleton<TimeProvider>(time);
-        services.AddOptions<MeshBusOptions>().BindConfiguration(MeshBusOptions.Section);
-        services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section);
         services.AddSingleton(keys.AuthorizeKeys);
         services.AddSingleton<IDecisionPolicy>(policy);
         configure?.Invoke(services);
-
-        var worker = new AuthorizeWorker();
-        worker.ConfigureServices(services, configuration);
-        services.AddMassTransitTestHarness(x =>
-        {
-            worker.ConfigureBus(x);
-            // The hosting defaults, with short redelivery intervals.
-            x.AddConfigureEndpointsCallback((context, _, e) =>
-            {
-                e.UseDelayedRedelivery(r => r.Intervals(RedeliveryMilliseconds));
-                e.UseMessageRetry(r => r.Immediate(1));
-                e.UseInMemoryOutbox(context);
-            });
-            x.AddDelayedMessageScheduler();
-            x.UsingInMemory((context, cfg) =>
-            {
-                cfg.UseDelayedMessageScheduler();
-                cfg.ConfigureEndpoints(context);
-            });
-        });
+        services.AddMeshBus(configuration, [new AuthorizeWorker()]);
         services.Configure<MassTransitHostOptions>(o => o.WaitUntilStarted = true);
         var provider = services.BuildServiceProvider(true);
-        var harness = new AuthorizeHarness(provider, keys, policy, time, dataDirectory);
-        harness.Bus.TestTimeout = TimeSpan.FromSeconds(30);
-        harness.Bus.TestInactivityTimeout = TimeSpan.FromSeconds(1);
-        await harness.Bus.Start();
-        harness.Bus.Bus.ConnectSendObserver(harness.Recorder);
-        harness.Bus.Bus.ConnectPublishObserver(harness.Recorder);
-        harness.Bus.Bus.ConnectConsumeObserver(harness.Recorder);
+        var harness = new AuthorizeHarness(provider, keys, policy, time, dataDirectory, servers, prefix);
+        MeshBusHost.ValidateOptions(provider);
+        harness.Bus.ConnectSendObserver(harness.Recorder);
+        harness.Bus.ConnectPublishObserver(harness.Recorder);
+        harness.Bus.ConnectConsumeObserver(harness.Recorder);
+        foreach (var hosted in provider.GetServices<IHostedService>())
+        {
+            await hosted.StartAsync(CancellationToken.None);
+            harness._hosted.Add(hosted);
+        }
+
         return harness;
+    }
+
+    /// <summary>The lineage log the worker would open itself (SQLite in its data directory, or the test's PostgreSQL database).</summary>
+    public static ILineageLog OpenLineage(IServiceProvider services)
+    {
+        var storage = services.GetRequiredService<IOptions<StorageOptions>>().Value;
+        return storage.Provider == StorageProvider.Postgres
+            ? LineageLogs.OpenPostgresAsync(storage.ConnectionString!).GetAwaiter().GetResult()
+            : LineageLogs.OpenSqlite(Path.Combine(Path.GetTempPath(), "meshbus-authz-" + Guid.NewGuid().ToString("N") + ".db"));
     }
 
     /// <summary>Publishes a heartbeat of the domain (as its Sync worker would) and waits until this replica took it.</summary>
     public async Task HeartbeatAsync(long? keySetSequence = null, long? policyEpoch = null, DateTimeOffset? sentAt = null)
     {
         var sequence = Interlocked.Increment(ref _heartbeats);
-        await Bus.Bus.Publish(new DomainHeartbeat(TestDomainKeys.Domain, sequence, sentAt ?? Time.GetUtcNow(),
+        await Bus.Publish(new DomainHeartbeat(TestDomainKeys.Domain, sequence, sentAt ?? Time.GetUtcNow(),
             keySetSequence ?? Keys.KeySet.Sequence, policyEpoch ?? Policy.LoadedEpoch, 0, ""));
         await EventuallyAsync(() => Recorder.ConsumedOf<DomainHeartbeat>().Any(m => m.Message.Sequence == sequence), "heartbeat consumed");
     }
 
-    public Task SubmitAsync(IntentSubmitted intent) => Bus.Bus.Publish(intent);
+    public Task SubmitAsync(IntentSubmitted intent) => Bus.Publish(intent);
 
-    /// <summary>Waits (real time, at most 10 s) until <paramref name="condition"/> holds; fails the test otherwise.</summary>
-    public static async Task EventuallyAsync(Func<bool> condition, string what)
+    /// <summary>Waits (real time, at most <see cref="WaitBound"/>) until <paramref name="condition"/> holds; fails the test otherwise.</summary>
+    public async Task EventuallyAsync(Func<bool> condition, string what)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
+        var deadline = DateTime.UtcNow + WaitBound;
         while (!condition())
         {
             Assert.True(DateTime.UtcNow < deadline, "timed out waiting for: " + what);
@@ -244,7 +314,7 @@ public sealed class AuthorizeHarness : IAsyncDisposable
     /// <summary>Waits (real time, bounded) until <paramref name="count"/> answers for the intent were sent.</summary>
     public async Task<IReadOnlyList<object>> AnswersAsync(Guid intentId, int count = 1, Action? tick = null)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
+        var deadline = DateTime.UtcNow + WaitBound;
         while (DateTime.UtcNow < deadline)
         {
             var answers = Answers(intentId);
@@ -288,8 +358,17 @@ public sealed class AuthorizeHarness : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await Bus.Stop();
+        foreach (var hosted in Enumerable.Reverse(_hosted))
+        {
+            await hosted.StopAsync(CancellationToken.None);
+        }
+
         await _provider.DisposeAsync();
+        if (_servers is not null)
+        {
+            await CleanBrokerAsync();
+        }
+
         try
         {
             Directory.Delete(DataDirectory, true);
@@ -297,6 +376,22 @@ public sealed class AuthorizeHarness : IAsyncDisposable
         catch (IOException)
         {
         }
+    }
+
+    /// <summary>Removes this harness's prefixed queues and exchanges, and the agent queues it sent to, from the shared broker.</summary>
+    private async Task CleanBrokerAsync()
+    {
+        var formatter = new MeshBusEndpointNameFormatter(_prefix);
+        var queues = new List<string> { _prefix + "authorize-intents", _prefix + "authorize-renewals", _prefix + "meshbus-scheduler" };
+        var consumerName = typeof(IEndpointNameFormatter).GetMethod(nameof(IEndpointNameFormatter.Consumer))!;
+        queues.AddRange(typeof(AuthorizeWorker).Assembly.GetTypes()
+            .Where(t => t is { IsClass: true, IsAbstract: false, IsGenericTypeDefinition: false } && typeof(IConsumer).IsAssignableFrom(t))
+            .Select(t => (string)consumerName.MakeGenericMethod(t).Invoke(formatter, null)!));
+        queues.AddRange(Recorder.Sent.Select(s => s.Destination?.AbsolutePath.Split('/').LastOrDefault()).OfType<string>().Where(n => n.StartsWith("agent.", StringComparison.Ordinal)));
+        var exchanges = typeof(IntentSubmitted).Assembly.GetTypes()
+            .Where(t => t is { IsClass: true, IsPublic: true, Namespace: not null })
+            .SelectMany(t => new[] { $"{_prefix}{t.Namespace}:{t.Name}", $"{_prefix}MassTransit:Fault--{t.Namespace}:{t.Name}--" });
+        await RabbitMqCleanup.TryDeleteAsync(_servers!.AmqpUri, queues.Distinct(), exchanges);
     }
 }
 
