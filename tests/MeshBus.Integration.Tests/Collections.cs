@@ -14,3 +14,7 @@ public sealed class NatsCollection : ICollectionFixture<NatsFixture>;
 /// <summary>Tests on the shared PostgreSQL.</summary>
 [CollectionDefinition("postgres")]
 public sealed class PostgresCollection : ICollectionFixture<PostgresFixture>;
+
+/// <summary>Tests on the shared RabbitMQ and PostgreSQL together (workers with a PostgreSQL store on RabbitMQ).</summary>
+[CollectionDefinition("rabbitmq-postgres")]
+public sealed class RabbitMqPostgresCollection : ICollectionFixture<RabbitMqFixture>, ICollectionFixture<PostgresFixture>;

@@ -49,6 +49,21 @@ public sealed class PostgresFixture : ServerFixtureBase
         return new NpgsqlConnectionStringBuilder(ConnectionString) { Database = name }.ConnectionString;
     }
 
+    /// <summary>Drops a database made by <see cref="CreateDatabaseAsync"/>, closing what is still connected to it.</summary>
+    public async Task DropDatabaseAsync(string connectionString)
+    {
+        var name = new NpgsqlConnectionStringBuilder(connectionString).Database;
+        if (string.IsNullOrEmpty(name) || name.Contains('"', StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"not a database made by {nameof(CreateDatabaseAsync)}: {name}", nameof(connectionString));
+        }
+
+        await using var conn = new NpgsqlConnection(ConnectionString);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)", conn);
+        await cmd.ExecuteNonQueryAsync();
+    }
+
     /// <inheritdoc />
     public override async Task DisposeAsync()
     {

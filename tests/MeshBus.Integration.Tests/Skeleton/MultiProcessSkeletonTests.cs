@@ -1,12 +1,10 @@
-using System.Net;
-using System.Net.Sockets;
 using MassTransit;
 using MeshBus.Agent;
 using MeshBus.Cli.Commands.Halt;
 using MeshBus.Contracts;
+using MeshBus.Integration.Tests.Processes;
 using MeshBus.Ledger;
 using MeshBus.Ledger.Merkle;
-using MeshBus.Policy.Bundles;
 using MeshBus.TestSupport;
 using MeshBus.Trust;
 using MeshBus.Trust.Crypto;
@@ -27,72 +25,33 @@ namespace MeshBus.Integration.Tests.Skeleton;
 public sealed class MultiProcessSkeletonTests(RabbitMqFixture rabbit, ITestOutputHelper output) : IAsyncLifetime
 {
     private static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(20);
-    private readonly string _run = Guid.NewGuid().ToString("N")[..8];
-    private readonly List<WorkerProcess> _workers = [];
-    private string _data = "";
+    private readonly WorkerRun _run = new(rabbit.AmqpUri, "skeleton", output);
 
-    private string Domain => $"t{_run}.example/prod";
+    private string Domain => _run.Domain;
 
-    private string Prefix => $"t{_run}-";
+    private string Prefix => _run.Prefix;
 
-    public Task InitializeAsync()
-    {
-        _data = Path.Combine(Path.GetTempPath(), "meshbus-skeleton-" + _run);
-        Directory.CreateDirectory(_data);
-        return Task.CompletedTask;
-    }
+    public Task InitializeAsync() => Task.CompletedTask;
 
-    public async Task DisposeAsync()
-    {
-        // Always: a failed test must not leave workers behind.
-        foreach (var worker in _workers)
-        {
-            await worker.StopAsync(output);
-        }
-
-        foreach (var worker in _workers)
-        {
-            worker.Dispose();
-        }
-
-        await CleanBrokerAsync();
-        try
-        {
-            Directory.Delete(_data, recursive: true);
-        }
-        catch (IOException e)
-        {
-            output.WriteLine($"could not remove {_data}: {e.Message}");
-        }
-    }
+    public async Task DisposeAsync() => await _run.DisposeAsync();
 
     [Fact]
     public async Task Four_worker_processes_on_RabbitMQ_grant_deny_halt_and_record_a_verifiable_lineage()
     {
         var now = DateTimeOffset.UtcNow;
-        var keyDir = Path.Combine(_data, "keys");
+        var keyDir = Path.Combine(_run.DataDirectory, "keys");
         var keys = DomainKeys.Load(DomainAdministration.Initialize(keyDir, Domain, now).DirectoryPath, KeyUsage.Credential);
-        var policyFile = WritePolicy(keyDir, now);
+        var policyFile = _run.WritePolicy(keyDir, now);
 
         foreach (var name in new[] { "lineage", "enforce", "authorize", "sync" })
         {
-            _workers.Add(WorkerProcess.Start(name, WorkerDll(name), Environment(name, keyDir, policyFile, out var port), port));
+            _run.Start(name, keyDir, policyFile);
         }
 
-        await Task.WhenAll(_workers.Select(w => w.WaitReadyAsync(TimeSpan.FromSeconds(60))));
+        await Task.WhenAll(_run.Workers.Select(w => w.WaitReadyAsync(TimeSpan.FromSeconds(60))));
 
         var services = new ServiceCollection();
-        services.AddMassTransit(x => x.UsingRabbitMq((_, cfg) =>
-        {
-            cfg.MessageTopology.SetEntityNameFormatter(new PrefixEntityNameFormatter(cfg.MessageTopology.EntityNameFormatter, Prefix));
-            var uri = rabbit.AmqpUri;
-            var userInfo = uri.UserInfo.Split(':');
-            cfg.Host(uri.Host, (ushort)uri.Port, VirtualHost(uri), h =>
-            {
-                h.Username(Uri.UnescapeDataString(userInfo[0]));
-                h.Password(Uri.UnescapeDataString(userInfo.ElementAtOrDefault(1) ?? ""));
-            });
-        }));
+        services.AddMassTransit(x => x.UsingRabbitMq((_, cfg) => _run.ConfigureHost(cfg)));
         await using var provider = services.BuildServiceProvider();
         var busControl = provider.GetRequiredService<IBusControl>();
         await busControl.StartAsync(new CancellationTokenSource(StepTimeout).Token);
@@ -102,8 +61,9 @@ public sealed class MultiProcessSkeletonTests(RabbitMqFixture rabbit, ITestOutpu
         {
             var privateKey = Ed25519Keys.NewPrivateKey();
             var subject = Domain + "/agents/deployer";
+            _run.RemoveAtEnd(AgentQueue.Name(subject));
             var credential = Credentials.Issue(
-                new CredentialClaims(Domain, subject, "c-" + _run, Base64Url.Encode(Ed25519Keys.PublicKeyOf(privateKey)),
+                new CredentialClaims(Domain, subject, "c-" + _run.Id, Base64Url.Encode(Ed25519Keys.PublicKeyOf(privateKey)),
                     new AgentAttributes("sha256:skeleton", "skeleton", "team-web", ["deployers"]), now, now, now.AddHours(1)),
                 keys.Signer(KeyUsage.Credential, now));
             await using var agent = await MeshBusAgent.ConnectAsync(busControl, new MeshBusAgentOptions
@@ -129,14 +89,14 @@ public sealed class MultiProcessSkeletonTests(RabbitMqFixture rabbit, ITestOutpu
 
             await lease.StartAsync();
             await lease.HeartbeatAsync();
-            var enforceDb = Path.Combine(_data, "enforce.db");
+            var enforceDb = Path.Combine(_run.DataDirectory, "enforce.db");
             await WaitForAsync("saga Executing", () => SagaStateAsync(enforceDb, lease.IntentId), s => s?.Contains("\"Executing\"", StringComparison.Ordinal) == true);
 
             await busControl.Publish(HaltCommand.Create(Domain, GovernanceScope.Execution, lease.IntentId.ToString(), "skeleton test: operator halt", DateTimeOffset.UtcNow));
             await WaitForAsync("lease token cancelled", () => Task.FromResult(lease.Token.IsCancellationRequested), c => c);
             await WaitForAsync("saga Halted", () => SagaStateAsync(enforceDb, lease.IntentId), s => s?.Contains("\"Halted\"", StringComparison.Ordinal) == true);
 
-            var lineageDb = Path.Combine(_data, "lineage.db");
+            var lineageDb = Path.Combine(_run.DataDirectory, "lineage.db");
             await WaitForAsync("halt in lineage", async () =>
             {
                 await using var probe = LineageLogs.OpenSqlite(lineageDb);
@@ -149,13 +109,13 @@ public sealed class MultiProcessSkeletonTests(RabbitMqFixture rabbit, ITestOutpu
         }
 
         // Graceful stop: SIGTERM, every process exits.
-        foreach (var worker in _workers)
+        foreach (var worker in _run.Workers)
         {
             var code = await worker.StopAsync(output);
             Assert.True(code is not null, $"{worker.Name} did not exit within 20 s of SIGTERM");
         }
 
-        await using var log = LineageLogs.OpenSqlite(Path.Combine(_data, "lineage.db"));
+        await using var log = LineageLogs.OpenSqlite(Path.Combine(_run.DataDirectory, "lineage.db"));
         var grantDecision = await log.GetByKeyAsync("decision:" + lease.IntentId.ToString("D"));
         Assert.True(grantDecision is not null, "the grant's decision is not in lineage");
         Assert.Equal(lease.Claims.LineageIndex, grantDecision.Index);
@@ -174,135 +134,11 @@ public sealed class MultiProcessSkeletonTests(RabbitMqFixture rabbit, ITestOutpu
         // The workers' queues carry this run's prefix (RabbitMqTransport:EntityPrefix): nothing landed on the shared names.
         var factory = new RabbitMQ.Client.ConnectionFactory { Uri = rabbit.AmqpUri };
         await using var connection = await factory.CreateConnectionAsync();
-        foreach (var queue in ExplicitQueues)
+        foreach (var queue in WorkerRun.ExplicitQueues)
         {
             await using var channel = await connection.CreateChannelAsync();
             await channel.QueueDeclarePassiveAsync(Prefix + queue);
         }
-    }
-
-    private static readonly string[] ExplicitQueues = ["authorize-intents", "intent-lifecycle", "lineage-recorder", "meshbus-scheduler"];
-
-    /// <summary>Best effort: removes this run's prefixed queues and exchanges from the shared broker.</summary>
-    private async Task CleanBrokerAsync()
-    {
-        try
-        {
-            var factory = new RabbitMQ.Client.ConnectionFactory { Uri = rabbit.AmqpUri };
-            await using var connection = await factory.CreateConnectionAsync();
-            await using var channel = await connection.CreateChannelAsync();
-            var formatter = new MeshBus.Hosting.MeshBusEndpointNameFormatter(Prefix);
-            var names = new List<string>(ExplicitQueues.Select(q => Prefix + q));
-            names.AddRange(new[] { "authorize-renewals", "authorize-quarantine" }.Select(q => Prefix + q));
-            var consumerName = typeof(IEndpointNameFormatter).GetMethod(nameof(IEndpointNameFormatter.Consumer))!;
-            foreach (var type in new[] { typeof(MeshBus.Workers.Sync.SyncWorker), typeof(MeshBus.Workers.Authorize.AuthorizeWorker), typeof(MeshBus.Workers.Enforce.EnforceWorker), typeof(MeshBus.Workers.Lineage.LineageWorker) }
-                .SelectMany(t => t.Assembly.GetTypes())
-                .Where(t => t is { IsClass: true, IsAbstract: false, IsGenericTypeDefinition: false } && typeof(IConsumer).IsAssignableFrom(t)))
-            {
-                names.Add((string)consumerName.MakeGenericMethod(type).Invoke(formatter, null)!);
-            }
-
-            foreach (var name in names.Distinct())
-            {
-                foreach (var queue in new[] { name, name + "_error", name + "_skipped" })
-                {
-                    await channel.QueueDeleteAsync(queue, false, false);
-                    await channel.ExchangeDeleteAsync(queue, false);
-                }
-            }
-
-            foreach (var type in typeof(IntentSubmitted).Assembly.GetTypes().Where(t => t is { IsClass: true, IsPublic: true, Namespace: not null }))
-            {
-                await channel.ExchangeDeleteAsync($"{Prefix}{type.Namespace}:{type.Name}", false);
-            }
-        }
-        catch (Exception e) when (e is RabbitMQ.Client.Exceptions.RabbitMQClientException or System.Reflection.ReflectionTypeLoadException or IOException)
-        {
-            output.WriteLine("broker clean-up incomplete: " + e.Message);
-        }
-    }
-
-    private Dictionary<string, string> Environment(string worker, string keyDir, string policyFile, out int port)
-    {
-        port = FreePort();
-        var uri = rabbit.AmqpUri;
-        var userInfo = uri.UserInfo.Split(':');
-        return new Dictionary<string, string>
-        {
-            ["MeshBus__Domain"] = Domain,
-            ["MeshBus__Transport"] = "RabbitMq",
-            ["MeshBus__DataDirectory"] = _data,
-            ["MeshBus__KeyDirectory"] = keyDir,
-            ["RabbitMqTransport__Host"] = uri.Host,
-            ["RabbitMqTransport__Port"] = uri.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["RabbitMqTransport__VirtualHost"] = VirtualHost(uri),
-            ["RabbitMqTransport__Username"] = Uri.UnescapeDataString(userInfo[0]),
-            ["RabbitMqTransport__Password"] = Uri.UnescapeDataString(userInfo.ElementAtOrDefault(1) ?? ""),
-            ["RabbitMqTransport__EntityPrefix"] = Prefix,
-            ["Sync__PolicyBundleFile"] = policyFile,
-            ["Sync__HeartbeatInterval"] = "00:00:01",
-            ["Authorize__PolicyBundleFile"] = policyFile,
-            ["Health__Urls"] = $"http://127.0.0.1:{port}",
-            ["DOTNET_ENVIRONMENT"] = "Development",
-            ["Logging__LogLevel__Default"] = "Warning",
-            ["WORKER"] = worker,
-        };
-    }
-
-    private static string VirtualHost(Uri uri)
-    {
-        var path = uri.AbsolutePath.TrimStart('/');
-        return path.Length == 0 ? "/" : Uri.UnescapeDataString(path);
-    }
-
-    private static string WorkerDll(string name)
-    {
-        // bin/<Configuration>/net10.0 of this assembly -> the same of Workers/<Name>.
-        var testBin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-        var configuration = testBin.Parent!.Name;
-        var repo = testBin.Parent!.Parent!.Parent!.Parent!.Parent!.FullName;
-        var folder = char.ToUpperInvariant(name[0]) + name[1..];
-        var dll = Path.Combine(repo, "Workers", folder, "bin", configuration, testBin.Name, $"meshbus-{name}.dll");
-        Assert.True(File.Exists(dll), $"worker executable not built: {dll}");
-        return dll;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private string WritePolicy(string keyDir, DateTimeOffset now)
-    {
-        var bundle = $$"""
-            {
-              "format": "meshbus-policy/v1",
-              "scope": "domain",
-              "domain": "{{Domain}}",
-              "epoch": 1,
-              "description": "Skeleton test policy.",
-              "rules": [
-                {
-                  "id": "allow-deploy-web",
-                  "effect": "allow",
-                  "match": { "actions": ["deploy"], "resources": ["k8s://cluster-a/ns/**"] },
-                  "condition": "'deployers' in agent.claims.groups && intent.maxDurationSeconds <= 1800",
-                  "obligations": { "maxLeaseSeconds": 120 }
-                },
-                {
-                  "id": "deny-delete",
-                  "effect": "deny",
-                  "match": { "actions": ["delete"], "resources": ["**"] }
-                }
-              ]
-            }
-            """;
-        var signer = DomainKeys.Load(keyDir, KeyUsage.Grant).Signer(KeyUsage.Grant, now);
-        var path = Path.Combine(_data, "policy.json");
-        File.WriteAllText(path, PolicyBundleSigning.Sign(bundle, signer));
-        return path;
     }
 
     private static async Task<IntentOutcome> SubmitUntilDecidedAsync(MeshBusAgent agent, IntentRequest request)

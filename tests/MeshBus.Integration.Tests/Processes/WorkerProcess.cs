@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using Xunit.Abstractions;
 
-namespace MeshBus.Integration.Tests.Skeleton;
+namespace MeshBus.Integration.Tests.Processes;
 
 /// <summary>One worker executable run by <c>dotnet</c>, its output kept for failure messages.</summary>
 internal sealed class WorkerProcess : IDisposable
@@ -20,6 +20,9 @@ internal sealed class WorkerProcess : IDisposable
     }
 
     public string Name { get; }
+
+    /// <summary>The operating system process id (what MassTransit reports as the sender's <c>Host.ProcessId</c>).</summary>
+    public int Id => _process.Id;
 
     public string Output
     {
@@ -129,6 +132,17 @@ internal sealed class WorkerProcess : IDisposable
         {
             return null; // never started
         }
+    }
+
+    /// <summary>
+    /// SIGKILL, the crash of a replica: no shutdown hook runs, nothing in flight is acknowledged, flushed or closed
+    /// cleanly; the broker and the database see the connections drop. Returns when the process is gone.
+    /// </summary>
+    public async Task KillAsync()
+    {
+        _process.Kill(entireProcessTree: false);
+        await _process.WaitForExitAsync();
+        _exitCode = _process.ExitCode;
     }
 
     public void Dispose()
