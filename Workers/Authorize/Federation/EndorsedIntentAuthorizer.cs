@@ -34,7 +34,7 @@ public sealed class EndorsedIntentAuthorizer(
     /// <summary>
     /// Decides an endorsed intent addressed to this domain; null for one addressed elsewhere (this domain's own outbound
     /// endorsement, which the bridge carries). Throws <see cref="UnverifiableEndorsementException"/> when the origin
-    /// cannot be established and <see cref="GovernanceNotFreshException"/> to be redelivered.
+    /// cannot be established and <see cref="GovernanceNotFreshException"/> while governance is not fresh yet.
     /// </summary>
     public async Task<Decision?> AuthorizeAsync(IntentEndorsed endorsed, int redeliveries, CancellationToken cancellationToken)
     {
@@ -46,7 +46,7 @@ public sealed class EndorsedIntentAuthorizer(
         using var activity = MeshBusServiceCollectionExtensions.ActivitySource.StartActivity("authorize endorsed intent");
         activity?.SetTag("meshbus.intent_id", endorsed.IntentId);
         var now = time.GetUtcNow();
-        var (origin, intent) = Origin(endorsed, redeliveries, now);
+        var (origin, intent) = Origin(endorsed, now);
 
         var recordLookup = lineage.GetByKeyAsync(DecisionRecord.DecisionKey(intent.IntentId), cancellationToken)
             .WaitAsync(TimeSpan.FromMilliseconds(options.Value.LineageTimeoutMs), time, cancellationToken);
@@ -64,26 +64,19 @@ public sealed class EndorsedIntentAuthorizer(
     }
 
     /// <summary>Who endorsed: a grant-key signature of a pinned peer with an accepted key set, or nobody may be answered.</summary>
-    private (EndorsementClaims Origin, IntentSubmitted Intent) Origin(IntentEndorsed endorsed, int redeliveries, DateTimeOffset now)
+    private (EndorsementClaims Origin, IntentSubmitted Intent) Origin(IntentEndorsed endorsed, DateTimeOffset now)
     {
         if (endorsed.Intent is not { } intent || string.IsNullOrEmpty(endorsed.Endorsement))
         {
             throw new UnverifiableEndorsementException(endorsed.IntentId, GovernanceReason.MalformedInput, "the endorsement or the enclosed intent is missing");
         }
 
+        // Thrown, the message is redelivered (hosting defaults) before the error queue: a peer's key set that was late
+        // (SyncStale) can still arrive meanwhile.
         var signed = Endorsements.VerifySignature(endorsed.Endorsement, keys.Resolver, now);
-        if (signed.IsValid)
-        {
-            return (signed.Value!, intent);
-        }
-
-        if (signed.Reason == GovernanceReason.SyncStale && redeliveries < options.Value.SyncMaxRedeliveries)
-        {
-            // A pinned peer whose (current) key set has not arrived yet: wait for it like any stale governance.
-            throw new GovernanceNotFreshException(signed.Detail);
-        }
-
-        throw new UnverifiableEndorsementException(endorsed.IntentId, signed.Reason, signed.Detail);
+        return signed.IsValid
+            ? (signed.Value!, intent)
+            : throw new UnverifiableEndorsementException(endorsed.IntentId, signed.Reason, signed.Detail);
     }
 
     private async Task<Decision> DecideAsync(

@@ -43,10 +43,13 @@ public sealed class FederatedDomain
         return new FederatedDomain(name, RootKey.Generate(name), signers, keySet);
     }
 
-    /// <summary>This domain's trust config with <paramref name="peers"/> pinned and their key sets accepted (as Sync would).</summary>
-    public TrustConfig TrustWith(params FederatedDomain[] peers)
+    /// <summary>
+    /// This domain's trust config with <paramref name="peers"/> pinned and their key sets accepted (as Sync would), and
+    /// <paramref name="pinnedOnly"/> pinned whose key sets have not arrived.
+    /// </summary>
+    public TrustConfig TrustWith(FederatedDomain[] peers, FederatedDomain[]? pinnedOnly = null)
     {
-        var trust = new TrustConfig([Root.VerifierKey, .. peers.Select(p => p.Root.VerifierKey)], KeySet);
+        var trust = new TrustConfig([Root.VerifierKey, .. peers.Concat(pinnedOnly ?? []).Select(p => p.Root.VerifierKey)], KeySet);
         foreach (var peer in peers)
         {
             var accepted = trust.AcceptKeySet(peer.SignedKeySet, TestDomainKeys.Start);
@@ -126,14 +129,15 @@ public sealed class CrossDomainHarness : IAsyncDisposable
         Action<IServiceCollection>? configureOrigin = null,
         Action<IServiceCollection>? configureTarget = null,
         TestDomainKeys? originKeys = null,
-        IDictionary<string, string?>? originSettings = null)
+        IDictionary<string, string?>? originSettings = null,
+        FederatedDomain? pinnedAtTargetWithoutKeySet = null)
     {
         originKeys ??= new TestDomainKeys();
         var origin = FederatedDomain.Of(originKeys);
         var target = FederatedDomain.Create(TargetDomain);
         var third = FederatedDomain.Create(ThirdDomain);
-        var originTrust = origin.TrustWith(target);
-        var targetTrust = target.TrustWith(origin, third);
+        var originTrust = origin.TrustWith([target]);
+        var targetTrust = target.TrustWith([origin, third], pinnedAtTargetWithoutKeySet is null ? null : [pinnedAtTargetWithoutKeySet]);
 
         var o = await AuthorizeHarness.StartAsync(originKeys,
             configure: s =>

@@ -314,6 +314,25 @@ public sealed class EndorsementTests
     }
 
     [Fact]
+    public async Task Target_refuses_an_endorsement_of_a_pinned_peer_whose_key_set_has_not_arrived_to_its_error_queue()
+    {
+        var pending = FederatedDomain.Create("hooli.example/prod");
+        var x = await CrossDomainHarness.StartAsync(pinnedAtTargetWithoutKeySet: pending);
+        await using var _ = x;
+        await x.AllFreshAsync();
+        await x.LoadEgressAsync();
+        var intent = new TestAgent(x.OriginKeys).Intent(Now(x.Origin), target: T);
+        var endorsed = await EndorseAsync(x, intent);
+        var byPending = Endorsements.Issue(x.ClaimsOf(endorsed) with { Issuer = pending.Name }, pending.Signers[KeyUsage.Grant]);
+
+        await x.HandOverAsync(endorsed with { Domain = pending.Name, Endorsement = byPending });
+
+        var fault = await x.TargetFaultAsync(intent.IntentId);
+        Assert.Contains(nameof(GovernanceReason.SyncStale), fault.Exceptions[0].Message, StringComparison.Ordinal);
+        Assert.Empty(x.TargetAnswers(intent.IntentId));
+    }
+
+    [Fact]
     public async Task Target_denies_an_intent_endorsed_by_a_peer_that_is_not_the_agents_home()
     {
         var (x, agent) = await ReadyAsync();
