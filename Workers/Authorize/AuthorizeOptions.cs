@@ -37,6 +37,18 @@ public sealed class AuthorizeOptions
     public string? PolicyBundleFile { get; set; }
 
     /// <summary>
+    /// A signed egress policy bundle loaded at start: what this domain's agents may do in other domains (later versions
+    /// arrive as <c>PolicyPublished</c> with scope <c>Egress</c>). Without one, every cross-domain intent is denied.
+    /// </summary>
+    public string? EgressPolicyBundleFile { get; set; }
+
+    /// <summary>
+    /// Lifetime of an endorsement (the origin's signed egress decision handed to the target over the bridge): the target
+    /// refuses it after <c>exp</c> + <see cref="ClockSkewSeconds"/>.
+    /// </summary>
+    public long EndorsementTtlSeconds { get; set; } = 60;
+
+    /// <summary>
     /// Isolates the worker on a shared broker (load runs, tests): its queues are named with this prefix, are not bound
     /// to the published message types (send to them directly), and the governance endpoint is
     /// <c>&lt;prefix&gt;authorize-governance</c>. Empty in production.

@@ -5,6 +5,7 @@ using MeshBus.Trust;
 using MeshBus.Workers.Authorize.Checks;
 using MeshBus.Workers.Authorize.Consumers;
 using MeshBus.Workers.Authorize.Decisions;
+using MeshBus.Workers.Authorize.Federation;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -26,11 +27,16 @@ public sealed class AuthorizeWorker : IMeshBusWorker
         services.TryAddSingleton<ISyncState, SyncState>();
         services.TryAddSingleton<ILoadedGovernance, LoadedGovernance>();
         services.TryAddSingleton<IntentAuthorizer>();
+        // Cross-domain: the origin's egress decision and endorsement, the target's decision on an endorsement.
+        services.TryAddSingleton<EgressEndorser>();
+        services.TryAddSingleton<EndorsedIntentAuthorizer>();
         // Identity and grants on the trust library; AuthorizeKeys (resolver, grant key, key set sequence) comes from the
         // domain's key directory. The policy engine registers IDecisionPolicy.
         services.TryAddSingleton<IIntentVerifier, TrustIntentVerifier>();
         services.TryAddSingleton<IGrantSigner, TrustGrantSigner>();
-        services.TryAddSingleton<IDecisionPolicy, PolicyStoreDecisionPolicy>();
+        services.TryAddSingleton<PolicyStoreDecisionPolicy>();
+        services.TryAddSingleton<IDecisionPolicy>(sp => sp.GetRequiredService<PolicyStoreDecisionPolicy>());
+        services.TryAddSingleton<IEgressPolicy>(sp => sp.GetRequiredService<PolicyStoreDecisionPolicy>());
         services.TryAddSingleton(sp =>
         {
             // Only the grant key's private half; verification keys come from the signed key set and the trust config.
@@ -70,6 +76,7 @@ public sealed class AuthorizeWorker : IMeshBusWorker
     public void ConfigureBus(IBusRegistrationConfigurator bus)
     {
         bus.AddConsumer<IntentSubmittedConsumer, IntentSubmittedConsumerDefinition>();
+        bus.AddConsumer<IntentEndorsedConsumer, IntentEndorsedConsumerDefinition>();
         bus.AddConsumer<EvaluateIntentConsumer, EvaluateIntentConsumerDefinition>();
         bus.AddConsumer<GovernanceStateConsumer, GovernanceStateConsumerDefinition>();
         bus.AddConsumer<QuarantineConsumer, QuarantineConsumerDefinition>();

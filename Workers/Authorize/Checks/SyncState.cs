@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using MeshBus.Contracts;
+using MeshBus.Trust;
+using MeshBus.Workers.Authorize.Decisions;
 using Microsoft.Extensions.Options;
 
 namespace MeshBus.Workers.Authorize.Checks;
@@ -7,8 +9,14 @@ namespace MeshBus.Workers.Authorize.Checks;
 /// <summary>
 /// The replica's in-memory view of governance sync. Deliberately not shared: each replica must itself have seen a fresh
 /// heartbeat before it decides, so a replica cut off from the bus refuses instead of trusting another's view.
+/// A peer is known only when its root is pinned in the domain's trust config (<see cref="AuthorizeKeys.Resolver"/>, a
+/// <see cref="TrustConfig"/>); its heartbeats reach this bus over the federation bridge.
 /// </summary>
-public sealed class SyncState(IOptions<AuthorizeOptions> options, IOptions<Hosting.MeshBusOptions> mesh, ILoadedGovernance loaded) : ISyncState
+public sealed class SyncState(
+    IOptions<AuthorizeOptions> options,
+    IOptions<Hosting.MeshBusOptions> mesh,
+    ILoadedGovernance loaded,
+    AuthorizeKeys keys) : ISyncState
 {
     private readonly ConcurrentDictionary<string, DomainHeartbeat> _heartbeats = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string Domain, PolicyScope Scope), PolicySynced> _applied = new();
@@ -34,25 +42,12 @@ public sealed class SyncState(IOptions<AuthorizeOptions> options, IOptions<Hosti
     {
         if (domain != mesh.Value.Domain)
         {
-            // Peers join the trust config with the federation work; until then only the own domain is known.
-            return SyncCheck.Unknown($"domain '{domain}' is not in this domain's trust config");
+            return CheckPeer(domain, now);
         }
 
-        if (!_heartbeats.TryGetValue(domain, out var heartbeat))
+        if (RecentHeartbeat(domain, now, out var heartbeat) is { } stale)
         {
-            return SyncCheck.Stale($"no heartbeat from {domain} seen yet");
-        }
-
-        var bound = TimeSpan.FromSeconds(options.Value.HeartbeatBoundSeconds);
-        var age = now - heartbeat.SentAt;
-        if (age > bound)
-        {
-            return SyncCheck.Stale($"last heartbeat from {domain} is {age.TotalSeconds:0.#} s old (bound {bound.TotalSeconds:0.#} s)");
-        }
-
-        if (age < -TimeSpan.FromSeconds(options.Value.ClockSkewSeconds))
-        {
-            return SyncCheck.Stale($"heartbeat from {domain} is dated {-age.TotalSeconds:0.#} s in the future");
+            return stale;
         }
 
         if (heartbeat.KeySetSequence != loaded.KeySetSequence)
@@ -72,5 +67,60 @@ public sealed class SyncState(IOptions<AuthorizeOptions> options, IOptions<Hosti
         }
 
         return SyncCheck.Fresh;
+    }
+
+    /// <summary>
+    /// A peer: pinned in the trust config (never transitive), its key set accepted and not expired, a recent heartbeat
+    /// that announces exactly that key set. Its policy epochs are its own business: what this domain relies on from a
+    /// peer's policy arrives signed (the endorsement's egress epoch and federation digest).
+    /// </summary>
+    private SyncCheck CheckPeer(string domain, DateTimeOffset now)
+    {
+        if (keys.Resolver is not TrustConfig trust || !trust.PinnedRoots.ContainsKey(domain))
+        {
+            return SyncCheck.Unknown($"domain '{domain}' is not a peer in this domain's trust config");
+        }
+
+        if (!trust.PeerKeySets.TryGetValue(domain, out var keySet))
+        {
+            return SyncCheck.Stale($"no key set of {domain} accepted yet");
+        }
+
+        if (now > keySet.ExpiresAt)
+        {
+            return SyncCheck.Stale($"the accepted key set {keySet.Sequence} of {domain} expired at {keySet.ExpiresAt:O}");
+        }
+
+        if (RecentHeartbeat(domain, now, out var heartbeat) is { } stale)
+        {
+            return stale;
+        }
+
+        return heartbeat.KeySetSequence == keySet.Sequence
+            ? SyncCheck.Fresh
+            : SyncCheck.Stale($"{domain} announces key set {heartbeat.KeySetSequence}, this domain has accepted its key set {keySet.Sequence}");
+    }
+
+    /// <summary>Null when the domain's last heartbeat is within the bound (and not from the future), else why not.</summary>
+    private SyncCheck? RecentHeartbeat(string domain, DateTimeOffset now, out DomainHeartbeat heartbeat)
+    {
+        if (!_heartbeats.TryGetValue(domain, out heartbeat!))
+        {
+            return SyncCheck.Stale($"no heartbeat from {domain} seen yet");
+        }
+
+        var bound = TimeSpan.FromSeconds(options.Value.HeartbeatBoundSeconds);
+        var age = now - heartbeat.SentAt;
+        if (age > bound)
+        {
+            return SyncCheck.Stale($"last heartbeat from {domain} is {age.TotalSeconds:0.#} s old (bound {bound.TotalSeconds:0.#} s)");
+        }
+
+        if (age < -TimeSpan.FromSeconds(options.Value.ClockSkewSeconds))
+        {
+            return SyncCheck.Stale($"heartbeat from {domain} is dated {-age.TotalSeconds:0.#} s in the future");
+        }
+
+        return null;
     }
 }

@@ -8,16 +8,22 @@ using Microsoft.Extensions.Options;
 namespace MeshBus.Workers.Authorize.Consumers;
 
 /// <summary>Feeds this replica's <see cref="ISyncState"/>: every replica must see every heartbeat.</summary>
-public sealed class GovernanceStateConsumer(ISyncState sync, IDecisionPolicy policy, IOptions<MeshBusOptions> mesh)
+public sealed class GovernanceStateConsumer(ISyncState sync, IDecisionPolicy policy, IEgressPolicy egress, IOptions<MeshBusOptions> mesh)
     : IConsumer<DomainHeartbeat>, IConsumer<PolicySynced>, IConsumer<PolicyPublished>
 {
-    /// <summary>Every replica loads every version of the domain policy (a refused bundle faults to the error queue).</summary>
+    /// <summary>Every replica loads every version of the domain and egress policies (a refused bundle faults to the error queue).</summary>
     public Task Consume(ConsumeContext<PolicyPublished> context)
     {
         var m = context.Message;
-        if (m.Scope == PolicyScope.Domain && m.Domain == mesh.Value.Domain && policy is PolicyStoreDecisionPolicy store)
+        var store = m.Scope switch
         {
-            store.Load(m.Bundle);
+            PolicyScope.Domain => policy as PolicyStoreDecisionPolicy,
+            PolicyScope.Egress => egress as PolicyStoreDecisionPolicy,
+            _ => null,
+        };
+        if (m.Domain == mesh.Value.Domain && store is not null)
+        {
+            store.Load(m.Bundle, m.Scope);
         }
 
         return Task.CompletedTask;

@@ -19,8 +19,13 @@ public sealed class IntentSubmittedConsumer(IntentAuthorizer authorizer) : ICons
 
     internal static async Task SendAsync(ConsumeContext context, Decision decision)
     {
-        var endpoint = await context.GetSendEndpoint(AgentQueue.Address(decision.Agent));
-        await endpoint.Send(decision.Message, decision.Message.GetType(), context.CancellationToken);
+        // An endorsement is not an answer: it is for the bridge (published below), and the target's answer comes back.
+        if (decision.Message is not IntentEndorsed)
+        {
+            var endpoint = await context.GetSendEndpoint(AgentQueue.Address(decision.Agent));
+            await endpoint.Send(decision.Message, decision.Message.GetType(), context.CancellationToken);
+        }
+
         // Also published, beside the critical path, for the lifecycle saga (Enforce) and lineage observers. Agent
         // queues are never bound to published types, so no agent receives another's grant this way.
         await context.Publish(decision.Message, decision.Message.GetType(), context.CancellationToken);

@@ -9,7 +9,8 @@ namespace MeshBus.Workers.Authorize.Decisions;
 /// ordinal order, no whitespace, so one record has one byte form. It is the dedupe of the intent: the stored
 /// <see cref="Lease"/> rebuilds the byte-identical grant. See docs/authorization.md.
 /// </summary>
-/// <param name="Kind"><c>decision</c> or <c>renewal</c>.</param>
+/// <param name="Kind"><c>decision</c>, <c>renewal</c>, or <c>egress</c> (the origin's decision on an intent that targets
+/// another domain: allowed, it is released as an endorsement, never as a grant).</param>
 /// <param name="IntentId">The intent.</param>
 /// <param name="Renewal">0 for the first decision, n for renewal n.</param>
 /// <param name="Domain">The deciding domain.</param>
@@ -52,6 +53,9 @@ public sealed record DecisionRecord(
     /// <summary>The lineage entry type of a first decision.</summary>
     public const string DecisionType = "AuthorizationDecided";
 
+    /// <summary>The <see cref="Kind"/> of an egress decision (origin side of a cross-domain intent).</summary>
+    public const string EgressKind = "egress";
+
     /// <summary>The record format, in the leaf's <c>format</c> member.</summary>
     public const string Format = "meshbus-decision/v1";
 
@@ -60,6 +64,9 @@ public sealed record DecisionRecord(
 
     private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private static readonly JsonSerializerOptions IntentJson = new(JsonSerializerDefaults.Web) { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>When an egress decision allowed: the window of the endorsement it is released as (null otherwise).</summary>
+    public EndorsementTerms? Endorsement { get; init; }
 
     /// <summary>The lineage key of the first decision of an intent.</summary>
     public static string DecisionKey(Guid intentId) => "decision:" + intentId.ToString("D");
@@ -84,6 +91,14 @@ public sealed record DecisionRecord(
             w.WriteString("decidedAt", DateTimeOffset.FromUnixTimeMilliseconds(DecidedAt).ToString("yyyy-MM-ddTHH:mm:ss.fffZ"));
             w.WriteString("detail", Detail);
             w.WriteString("domain", Domain);
+            if (Endorsement is not null)
+            {
+                w.WriteStartObject("endorsement");
+                w.WriteNumber("exp", Endorsement.ExpiresAt);
+                w.WriteNumber("iat", Endorsement.IssuedAt);
+                w.WriteEndObject();
+            }
+
             if (FederationDigest is not null)
             {
                 w.WriteString("federationDigest", FederationDigest);
@@ -159,7 +174,12 @@ public sealed record DecisionRecord(
                 r.GetProperty("keySetSequence").GetInt64(),
                 DateTimeOffset.Parse(r.GetProperty("decidedAt").GetString()!, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeMilliseconds(),
                 r.TryGetProperty("lease", out var lease) ? ReadLease(lease) : null,
-                r.GetProperty("intent").Deserialize<IntentSubmitted>(IntentJson) ?? throw new FormatException("record without intent"));
+                r.GetProperty("intent").Deserialize<IntentSubmitted>(IntentJson) ?? throw new FormatException("record without intent"))
+            {
+                Endorsement = r.TryGetProperty("endorsement", out var e)
+                    ? new EndorsementTerms(e.GetProperty("iat").GetInt64(), e.GetProperty("exp").GetInt64())
+                    : null,
+            };
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException)
         {
@@ -215,3 +235,8 @@ public sealed record DecisionRecord(
         l.TryGetProperty("federationDigest", out var fd) ? fd.GetString() : null,
         l.GetProperty("renewal").GetInt32());
 }
+
+/// <summary>The window of an endorsement, stored with the egress decision so a redelivery re-signs the same bytes.</summary>
+/// <param name="IssuedAt">Unix seconds (<c>iat</c>).</param>
+/// <param name="ExpiresAt">Unix seconds (<c>exp</c>).</param>
+public sealed record EndorsementTerms(long IssuedAt, long ExpiresAt);

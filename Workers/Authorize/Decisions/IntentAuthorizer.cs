@@ -3,6 +3,7 @@ using MeshBus.Contracts;
 using MeshBus.Hosting;
 using MeshBus.Ledger;
 using MeshBus.Workers.Authorize.Checks;
+using MeshBus.Workers.Authorize.Federation;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -16,6 +17,7 @@ public sealed class IntentAuthorizer(
     IIntentVerifier verifier,
     IDecisionPolicy policy,
     IGrantSigner signer,
+    EgressEndorser endorser,
     ISyncState sync,
     IQuarantineState quarantine,
     INonceStore nonces,
@@ -94,6 +96,13 @@ public sealed class IntentAuthorizer(
                     $"the credential names {credential.Subject} of {credential.Domain}, the intent {intent.Agent} of {intent.Domain}");
             }
 
+            if (credential.Domain != Domain)
+            {
+                // A peer's agent reaches this domain only endorsed by its home (IntentEndorsed), never around its egress policy.
+                return Deny(intent, agent, GovernanceReason.CredentialInvalid,
+                    $"{agent} is an agent of {credential.Domain}: its intents are decided here only with its home domain's endorsement");
+            }
+
             // 2. Shape, then proof of possession.
             if (IntentShape.Problem(intent) is { } problem)
             {
@@ -153,14 +162,17 @@ public sealed class IntentAuthorizer(
 
             if (intent.TargetDomain != Domain)
             {
-                // Cross-domain intents are decided by the target after an endorsement over the bridge (federation work).
-                var target = sync.Check(intent.TargetDomain, now);
-                return await RecordAsync(intent, credential, digest, now, Denied(GovernanceReason.UnknownDomain, target.IsKnown
-                    ? $"cross-domain intents to {intent.TargetDomain} need the federation bridge, which is not configured"
-                    : target.Detail), ct);
+                // Cross-domain: the target decides. Here the egress decision, recorded (kind egress) before it is released
+                // as an endorsement for the bridge; the target must be a known, fresh peer and this domain fresh too.
+                if (!Fresh(intent.TargetDomain, intent, redeliveries, now, out var notFresh) || !Fresh(Domain, intent, redeliveries, now, out notFresh))
+                {
+                    return await RecordAsync(intent, credential, digest, now, notFresh, ct);
+                }
+
+                return await RecordAsync(intent, credential, digest, now, endorser.Decide(intent, credential, now), ct);
             }
 
-            if (!Fresh(intent, redeliveries, now, out var stale))
+            if (!Fresh(intent.TargetDomain, intent, redeliveries, now, out var stale))
             {
                 return await RecordAsync(intent, credential, digest, now, stale, ct);
             }
@@ -284,9 +296,13 @@ public sealed class IntentAuthorizer(
         }
     }
 
-    private bool Fresh(IntentSubmitted intent, int redeliveries, DateTimeOffset now, out PolicyOutcome stale)
+    /// <summary>
+    /// Whether this replica's view of <paramref name="domain"/> is fresh; not yet → <see cref="GovernanceNotFreshException"/>
+    /// (redelivery) while the intent is young, then a <see cref="GovernanceReason.SyncStale"/> (or unknown domain) outcome.
+    /// </summary>
+    internal bool Fresh(string domain, IntentSubmitted intent, int redeliveries, DateTimeOffset now, out PolicyOutcome stale)
     {
-        var check = sync.Check(intent.TargetDomain, now);
+        var check = sync.Check(domain, now);
         if (check.IsFresh)
         {
             stale = null!;
@@ -310,20 +326,22 @@ public sealed class IntentAuthorizer(
         return false;
     }
 
-    private DateTimeOffset NonceKeepUntil(IntentSubmitted intent, DateTimeOffset now) =>
+    internal DateTimeOffset NonceKeepUntil(IntentSubmitted intent, DateTimeOffset now) =>
         (intent.IssuedAt > now ? intent.IssuedAt : now) + TimeSpan.FromSeconds(options.Value.MaxIntentAgeSeconds + options.Value.ClockSkewSeconds);
 
     /// <summary>A side task whose result no longer matters: its failure is observed, never unobserved.</summary>
-    private static void Observe(Task task) =>
+    internal static void Observe(Task task) =>
         task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
 
-    private PolicyOutcome Denied(GovernanceReason reason, string detail) =>
+    internal PolicyOutcome Denied(GovernanceReason reason, string detail) =>
         new(false, reason, detail, [], null, -1, "");
 
-    private async Task<Decision> RecordAsync(IntentSubmitted intent, VerifiedCredential credential, string digest, DateTimeOffset now, PolicyOutcome outcome, CancellationToken ct)
+    /// <summary>Records the decision on a verified intent, then releases it (grant, endorsement or denial); shared with the target's side.</summary>
+    internal async Task<Decision> RecordAsync(IntentSubmitted intent, VerifiedCredential credential, string digest, DateTimeOffset now, PolicyOutcome outcome, CancellationToken ct)
     {
+        var egress = intent.TargetDomain != Domain;
         LeaseClaims? lease = null;
-        if (outcome.Allowed)
+        if (outcome.Allowed && !egress)
         {
             var seconds = Math.Min(outcome.MaxLeaseSeconds ?? options.Value.DefaultLeaseSeconds, intent.MaxDurationSeconds);
             var iat = now.ToUnixTimeSeconds();
@@ -333,9 +351,12 @@ public sealed class IntentAuthorizer(
         }
 
         var record = new DecisionRecord(
-            "decision", intent.IntentId, 0, Domain, credential.Subject, intent.TargetDomain, digest, outcome.Allowed, outcome.Allowed ? GovernanceReason.None : outcome.Reason,
+            egress ? DecisionRecord.EgressKind : "decision", intent.IntentId, 0, Domain, credential.Subject, intent.TargetDomain, digest, outcome.Allowed, outcome.Allowed ? GovernanceReason.None : outcome.Reason,
             outcome.Detail, outcome.MatchedRules, outcome.Epoch, outcome.Digest, outcome.FederationEpoch, outcome.FederationDigest,
-            verifier.KeySetSequence, now.ToUnixTimeMilliseconds(), lease, intent);
+            verifier.KeySetSequence, now.ToUnixTimeMilliseconds(), lease, intent)
+        {
+            Endorsement = outcome.Allowed && egress ? endorser.Terms(now) : null,
+        };
         return await AppendThenReleaseAsync(record, credential.Subject, digest, ct);
     }
 
@@ -401,7 +422,7 @@ public sealed class IntentAuthorizer(
         return Rebuild(record, appended.Index);
     }
 
-    private Decision Replay(IntentSubmitted intent, string agent, string digest, LineageRecord existing)
+    internal Decision Replay(IntentSubmitted intent, string agent, string digest, LineageRecord existing)
     {
         var stored = DecisionRecord.Parse(existing.Data);
         if (stored.IntentDigest != digest || stored.Agent != agent)
@@ -415,6 +436,11 @@ public sealed class IntentAuthorizer(
 
     private Decision Rebuild(DecisionRecord record, long index)
     {
+        if (record.Kind == DecisionRecord.EgressKind && record.Allowed)
+        {
+            return endorser.Release(record, index);
+        }
+
         if (!record.Allowed || record.Lease is null)
         {
             return new Decision(record.Agent, new GrantDenied(record.IntentId, Domain, record.Agent, record.Reason, record.Detail, index, record.MatchedRules));
@@ -428,7 +454,7 @@ public sealed class IntentAuthorizer(
         return new Decision(record.Agent, message);
     }
 
-    private Decision LineageDown(IntentSubmitted intent, string agent, Exception e)
+    internal Decision LineageDown(IntentSubmitted intent, string agent, Exception e)
     {
         logger.LogWarning(e, "Lineage unavailable deciding intent {IntentId}", intent.IntentId);
         var detail = e is TimeoutException
@@ -438,15 +464,16 @@ public sealed class IntentAuthorizer(
         return Deny(intent, agent, GovernanceReason.LineageUnavailable, detail);
     }
 
-    private Decision Deny(IntentSubmitted intent, string agent, GovernanceReason reason, string detail)
+    internal Decision Deny(IntentSubmitted intent, string agent, GovernanceReason reason, string detail)
     {
         return new Decision(agent, new GrantDenied(intent.IntentId, Domain, agent, reason, detail, null, []));
     }
 
-    private static void Count(Decision decision)
+    internal static void Count(Decision decision)
     {
         var reason = decision.Message is GrantDenied d ? d.Reason.ToString() : "None";
-        Decisions.Add(1, new KeyValuePair<string, object?>("outcome", decision.Granted ? "allow" : "deny"), new KeyValuePair<string, object?>("reason", reason));
-        Activity.Current?.SetTag("meshbus.outcome", decision.Granted ? "allow" : "deny");
+        var outcome = decision.Message switch { GrantDenied => "deny", IntentEndorsed => "endorse", _ => "allow" };
+        Decisions.Add(1, new KeyValuePair<string, object?>("outcome", outcome), new KeyValuePair<string, object?>("reason", reason));
+        Activity.Current?.SetTag("meshbus.outcome", outcome);
     }
 }

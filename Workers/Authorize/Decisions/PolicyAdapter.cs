@@ -9,36 +9,54 @@ using Microsoft.Extensions.Options;
 namespace MeshBus.Workers.Authorize.Decisions;
 
 /// <summary>
-/// Decisions on the policy library's <see cref="PolicyStore"/>: the domain policy, and the federation policy when one is
-/// loaded (deny overrides across both). Bundles arrive as <see cref="PolicyPublished"/> on this replica's instance
-/// endpoint (every replica loads every version) or from <c>Authorize:PolicyBundleFile</c> at start.
+/// Decisions on the policy library's <see cref="PolicyStore"/>: as the target, the domain policy; as the origin of a
+/// cross-domain intent, the egress policy; each with the federation policy when one is loaded (deny overrides). Bundles
+/// arrive as <see cref="PolicyPublished"/> on this replica's instance endpoint (every replica loads every version) or
+/// from <c>Authorize:PolicyBundleFile</c> and <c>Authorize:EgressPolicyBundleFile</c> at start.
 /// </summary>
-public sealed class PolicyStoreDecisionPolicy : IDecisionPolicy
+public sealed class PolicyStoreDecisionPolicy : IDecisionPolicy, IEgressPolicy
 {
     private readonly PolicyStore _store = new();
     private readonly AuthorizeKeys _keys;
     private readonly TimeProvider _time;
     private readonly string _domain;
 
-    /// <summary>Creates the store and loads the configured bundle file, if any.</summary>
+    /// <summary>Creates the store and loads the configured bundle files, if any.</summary>
     public PolicyStoreDecisionPolicy(AuthorizeKeys keys, TimeProvider time, IOptions<MeshBusOptions> mesh, IOptions<AuthorizeOptions> options, ILogger<PolicyStoreDecisionPolicy> logger)
     {
         _keys = keys;
         _time = time;
         _domain = mesh.Value.Domain;
-        if (options.Value.PolicyBundleFile is { Length: > 0 } file)
+        foreach (var (scope, file) in new[] { (PolicyScope.Domain, options.Value.PolicyBundleFile), (PolicyScope.Egress, options.Value.EgressPolicyBundleFile) })
         {
-            var result = Load(File.ReadAllText(file));
-            logger.LogInformation("Loaded the domain policy from {File}: epoch {Epoch}", file, result.Policy.Version.Epoch);
+            if (file is { Length: > 0 })
+            {
+                var result = Load(File.ReadAllText(file), scope);
+                logger.LogInformation("Loaded the {Scope} policy from {File}: epoch {Epoch}", scope, file, result.Policy.Version.Epoch);
+            }
         }
     }
 
     /// <inheritdoc />
     public long LoadedEpoch => _store.Current(PolicyScope.Domain, _domain)?.Version.Epoch ?? -1;
 
+    /// <inheritdoc />
+    long IEgressPolicy.LoadedEpoch => _store.Current(PolicyScope.Egress, _domain)?.Version.Epoch ?? -1;
+
     /// <summary>Verifies and installs a signed domain policy bundle (throws <c>PolicyBundleException</c> when refused).</summary>
-    public PolicyLoadResult Load(string bundleJson)
+    public PolicyLoadResult Load(string bundleJson) => Load(bundleJson, PolicyScope.Domain);
+
+    /// <summary>
+    /// Verifies and installs a signed domain or egress policy bundle of this domain, signed by a key of its key set
+    /// (throws <c>PolicyBundleException</c> when refused, <see cref="ArgumentOutOfRangeException"/> for the federation scope).
+    /// </summary>
+    public PolicyLoadResult Load(string bundleJson, PolicyScope scope)
     {
+        if (scope is not (PolicyScope.Domain or PolicyScope.Egress))
+        {
+            throw new ArgumentOutOfRangeException(nameof(scope), scope, "only the domain's own and egress policies are signed by its key set");
+        }
+
         var now = _time.GetUtcNow();
         var signers = PolicySigners.AnyKnownKey(keyId =>
         {
@@ -52,13 +70,29 @@ public sealed class PolicyStoreDecisionPolicy : IDecisionPolicy
 
             return null;
         });
-        return _store.Load(bundleJson, signers, PolicyScope.Domain, _domain);
+        return _store.Load(bundleJson, signers, scope, _domain);
     }
 
     /// <inheritdoc />
-    public PolicyOutcome Decide(IntentSubmitted intent, VerifiedCredential credential, DateTimeOffset now)
+    public PolicyOutcome Decide(IntentSubmitted intent, VerifiedCredential credential, DateTimeOffset now) =>
+        Decide(PolicyScope.Domain, intent, credential, now);
+
+    /// <inheritdoc />
+    PolicyOutcome IEgressPolicy.Decide(IntentSubmitted intent, VerifiedCredential credential, DateTimeOffset now)
     {
-        var scopes = new List<(PolicyScope, string)> { (PolicyScope.Domain, _domain) };
+        if (_store.Current(PolicyScope.Egress, _domain) is null)
+        {
+            // Not SyncStale: nothing is late, this domain has simply not allowed its agents anywhere else.
+            return new PolicyOutcome(false, GovernanceReason.NoMatchingRule,
+                $"no egress policy of {_domain} is loaded: nothing allows its agents to act in {intent.TargetDomain}", [], null, -1, "");
+        }
+
+        return Decide(PolicyScope.Egress, intent, credential, now);
+    }
+
+    private PolicyOutcome Decide(PolicyScope scope, IntentSubmitted intent, VerifiedCredential credential, DateTimeOffset now)
+    {
+        var scopes = new List<(PolicyScope, string)> { (scope, _domain) };
         if (_store.Current(PolicyScope.Federation, _domain) is not null)
         {
             scopes.Add((PolicyScope.Federation, _domain));

@@ -69,6 +69,19 @@ public interface IDecisionPolicy
     PolicyOutcome Decide(IntentSubmitted intent, VerifiedCredential credential, DateTimeOffset now);
 }
 
+/// <summary>
+/// The origin's egress decision for an intent of one of its agents that targets another domain (deny overrides across
+/// the egress policy and the federation policy when one is loaded). No egress policy loaded is a denial.
+/// </summary>
+public interface IEgressPolicy
+{
+    /// <summary>The loaded egress policy epoch (-1 when none is loaded).</summary>
+    long LoadedEpoch { get; }
+
+    /// <summary>Decides; an evaluation error must come back as a <see cref="GovernanceReason.PolicyError"/> denial or throw.</summary>
+    PolicyOutcome Decide(IntentSubmitted intent, VerifiedCredential credential, DateTimeOffset now);
+}
+
 /// <summary>Signs grants with the domain's grant key; deterministic (the same claims give the same bytes).</summary>
 public interface IGrantSigner
 {

@@ -178,7 +178,7 @@ internal sealed class WorkerRun : IAsyncDisposable
             await using var channel = await connection.CreateChannelAsync();
             var formatter = new MeshBus.Hosting.MeshBusEndpointNameFormatter(Prefix);
             var names = new List<string>(ExplicitQueues.Select(q => Prefix + q));
-            names.AddRange(new[] { "authorize-renewals", "authorize-quarantine" }.Select(q => Prefix + q));
+            names.AddRange(new[] { "authorize-renewals", "authorize-endorsements", "authorize-quarantine" }.Select(q => Prefix + q));
             var consumerName = typeof(IEndpointNameFormatter).GetMethod(nameof(IEndpointNameFormatter.Consumer))!;
             foreach (var type in new[] { typeof(MeshBus.Workers.Sync.SyncWorker), typeof(MeshBus.Workers.Authorize.AuthorizeWorker), typeof(MeshBus.Workers.Enforce.EnforceWorker), typeof(MeshBus.Workers.Lineage.LineageWorker) }
                 .SelectMany(t => t.Assembly.GetTypes())

@@ -241,8 +241,10 @@ public abstract class AuthorizeDecisionTestsBase
 
         await h.SubmitAsync(intent);
 
-        await h.DeniedAsync(intent.IntentId, GovernanceReason.SyncStale);
-        Assert.True(h.Recorder.ConsumedOf<IntentSubmitted>().Count() >= 4, "the intent was redelivered before it was denied");
+        var denied = await h.DeniedAsync(intent.IntentId, GovernanceReason.SyncStale);
+        // Denied on the last allowed redelivery (Authorize:SyncMaxRedeliveries = 3), after four deliveries.
+        Assert.Contains("3 redeliveries", denied.Detail, StringComparison.Ordinal);
+        await h.EventuallyAsync(() => h.Recorder.ConsumedOf<IntentSubmitted>().Count() >= 4, "the intent's four deliveries");
         Assert.Empty(h.Recorder.SentOf<GrantIssued>());
     }
 

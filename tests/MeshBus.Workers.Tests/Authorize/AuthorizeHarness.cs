@@ -26,7 +26,7 @@ public sealed class TestDomainKeys
     /// The test's epoch: the wall clock when the keys were made, to the second. Not a fixed date, because on RabbitMQ
     /// the Quartz scheduler behind redelivery runs on the container's clock, which must stay near the wall clock.
     /// </summary>
-    public DateTimeOffset Start { get; } = DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+    public DateTimeOffset Start { get; } = WallClockSecond();
 
     public TestDomainKeys()
     {
@@ -36,6 +36,9 @@ public sealed class TestDomainKeys
             Signers.Values.Select(s => new KeySetEntry(s.KeyId, s.Usage, Base64Url.Encode(s.PublicKey), Start.AddDays(-1), Start.AddDays(90))).ToList(), []);
         Trust = new TrustConfig([Root.VerifierKey], KeySet);
     }
+
+    /// <summary>The wall clock, to the second.</summary>
+    public static DateTimeOffset WallClockSecond() => DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds());
 
     public RootKey Root { get; }
 
@@ -382,7 +385,7 @@ public sealed class AuthorizeHarness : IAsyncDisposable
     private async Task CleanBrokerAsync()
     {
         var formatter = new MeshBusEndpointNameFormatter(_prefix);
-        var queues = new List<string> { _prefix + "authorize-intents", _prefix + "authorize-renewals", _prefix + "meshbus-scheduler" };
+        var queues = new List<string> { _prefix + "authorize-intents", _prefix + "authorize-renewals", _prefix + "authorize-endorsements", _prefix + "authorize-quarantine", _prefix + "meshbus-scheduler" };
         var consumerName = typeof(IEndpointNameFormatter).GetMethod(nameof(IEndpointNameFormatter.Consumer))!;
         queues.AddRange(typeof(AuthorizeWorker).Assembly.GetTypes()
             .Where(t => t is { IsClass: true, IsAbstract: false, IsGenericTypeDefinition: false } && typeof(IConsumer).IsAssignableFrom(t))
