@@ -11,7 +11,6 @@ using MeshBus.Trust;
 using MeshBus.Trust.Crypto;
 using MeshBus.Workers.Authorize.Decisions;
 using Microsoft.Extensions.DependencyInjection;
-using Npgsql;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -69,17 +68,15 @@ public sealed class AuthorizeReplicaKillTests(RabbitMqFixture rabbit, PostgresFi
         var keys = DomainKeys.Load(DomainAdministration.Initialize(keyDir, _run.Domain, now).DirectoryPath, KeyUsage.Credential);
         var policyFile = _run.WritePolicy(keyDir, now);
 
-        // One database for everything the processes keep: lineage, quarantine, and the clustered Quartz schedule. Each
-        // replica decides 64 intents at once, each with a lineage and a quarantine lookup in parallel: unbounded pools of
-        // two replicas ask more connections than a default PostgreSQL (100) has, on a server other tests share too.
+        // One database for everything the processes keep: lineage, quarantine, nonces and the clustered Quartz
+        // schedule, with the worker's default pool bounds (Authorize:DatabasePoolSize) on a server other tests share.
         // The lineage bound (2 s by default) is a latency promise, not what this test is about: on a loaded shared
         // machine it can pass, and the documented LineageUnavailable denial (unrecorded) would be taken for a lost
         // decision. With a generous bound every intent must be decided and recorded.
-        var workerDatabase = new NpgsqlConnectionStringBuilder(_database) { MaxPoolSize = 8 }.ConnectionString;
         var storage = new Dictionary<string, string>
         {
             ["Storage__Provider"] = "Postgres",
-            ["Storage__ConnectionString"] = workerDatabase,
+            ["Storage__ConnectionString"] = _database,
             ["Authorize__LineageTimeoutMs"] = "15000",
         };
         _run.Start("sync", keyDir, policyFile, storage);
