@@ -100,9 +100,13 @@ internal sealed class AuthorizeOptionsValidator(IOptions<MeshBusOptions> mesh) :
             errors.Add("Authorize:SyncWaitSeconds and Authorize:ClockSkewSeconds must not be negative");
         }
 
-        if (options.PolicyBundleFile is { Length: > 0 } file && !File.Exists(file))
+        Positive(errors, options.EndorsementTtlSeconds, "EndorsementTtlSeconds");
+        foreach (var (setting, file) in new[] { ("PolicyBundleFile", options.PolicyBundleFile), ("EgressPolicyBundleFile", options.EgressPolicyBundleFile) })
         {
-            errors.Add($"Authorize:PolicyBundleFile '{file}' does not exist (environment variable Authorize__PolicyBundleFile)");
+            if (file is { Length: > 0 } && !File.Exists(file))
+            {
+                errors.Add($"Authorize:{setting} '{file}' does not exist (environment variable Authorize__{setting})");
+            }
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

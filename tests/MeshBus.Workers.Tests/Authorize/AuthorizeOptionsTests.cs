@@ -35,6 +35,9 @@ public sealed class AuthorizeOptionsTests
     [InlineData("HeartbeatBoundSeconds", "-1")]
     [InlineData("ConcurrentMessageLimit", "0")]
     [InlineData("PolicyBundleFile", "/nonexistent/policy.json")]
+    [InlineData("EgressPolicyBundleFile", "/nonexistent/egress.json")]
+    [InlineData("EndorsementTtlSeconds", "0")]
+    [InlineData("DatabasePoolSize", "0")]
     public void Impossible_settings_are_refused_naming_their_variable(string setting, string value)
     {
         var e = Failure($"--Authorize:{setting}={value}");
