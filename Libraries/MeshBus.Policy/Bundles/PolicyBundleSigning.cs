@@ -29,6 +29,16 @@ public sealed class PolicySigners
         return new PolicySigners(resolveKey, null);
     }
 
+    /// <summary>
+    /// A federation bundle's signers: every root in <paramref name="memberRoots"/>, each under its
+    /// <see cref="MeshBus.Trust.RootKey.PolicyKeyId"/>.
+    /// </summary>
+    public static PolicySigners EveryRoot(IEnumerable<MeshBus.Trust.VerifierKey> memberRoots)
+    {
+        ArgumentNullException.ThrowIfNull(memberRoots);
+        return EveryKey(memberRoots.ToDictionary(MeshBus.Trust.RootKey.PolicyKeyId, r => r.PublicKey, StringComparer.Ordinal));
+    }
+
     /// <summary>A valid signature by every key in <paramref name="requiredKeys"/> (key id → raw Ed25519 public key).</summary>
     public static PolicySigners EveryKey(IReadOnlyDictionary<string, byte[]> requiredKeys)
     {
@@ -54,7 +64,7 @@ public sealed class PolicySigners
 public static class PolicyBundleSigning
 {
     /// <summary>The bytes a signature covers for a digest.</summary>
-    public static byte[] SignedMessage(string digest) => Encoding.UTF8.GetBytes(PolicyBundle.Format + "\n" + digest);
+    public static byte[] SignedMessage(string digest) => Encoding.UTF8.GetBytes(MeshBus.Trust.RootKey.PolicyDigestPrefix + digest);
 
     /// <summary>
     /// Returns <paramref name="bundleJson"/> with <c>digest</c> set to the digest of its content and a signature by
@@ -77,12 +87,25 @@ public static class PolicyBundleSigning
         return Sign(bundleJson, signer.KeyId, message => signer.Sign(message));
     }
 
-    private static string Sign(string bundleJson, string keyId, Func<byte[], byte[]> sign)
+    /// <summary>
+    /// Adds a root's signature (a federation bundle needs every member's), under <see cref="MeshBus.Trust.RootKey.PolicyKeyId"/>;
+    /// co-signatures over the same digest are kept. Otherwise as <see cref="Sign(string, string, ReadOnlySpan{byte})"/>.
+    /// </summary>
+    public static string SignAsRoot(string bundleJson, MeshBus.Trust.RootKey root)
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        return SignDigest(bundleJson, MeshBus.Trust.RootKey.PolicyKeyId(root.VerifierKey), root.SignPolicyDigest);
+    }
+
+    private static string Sign(string bundleJson, string keyId, Func<byte[], byte[]> sign) =>
+        SignDigest(bundleJson, keyId, digest => sign(SignedMessage(digest)));
+
+    private static string SignDigest(string bundleJson, string keyId, Func<string, byte[]> signDigest)
     {
         ArgumentException.ThrowIfNullOrEmpty(keyId);
         var unsigned = PolicyBundle.Parse(WithoutDigest(bundleJson));
         var bundle = TryParseKeepingSignatures(bundleJson);
-        var sig = Base64Url.Encode(sign(SignedMessage(unsigned.Digest)));
+        var sig = Base64Url.Encode(signDigest(unsigned.Digest));
         var keep = bundle is not null && bundle.Digest == unsigned.Digest
             ? bundle.Signatures.Where(s => s.KeyId != keyId).ToList()
             : [];

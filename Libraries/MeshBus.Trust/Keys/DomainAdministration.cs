@@ -87,6 +87,12 @@ public static class DomainAdministration
     }
 
     /// <summary>
+    /// The domain's root key from its directory (owner-only <c>root.key</c>), for the offline signatures only a root
+    /// gives: key sets, and federation policy digests (<see cref="RootKey.SignPolicyDigest"/>).
+    /// </summary>
+    public static RootKey ReadRoot(string directory) => DomainKeys.ReadRootKey(directory);
+
+    /// <summary>
     /// Revokes a key id: it is listed in <c>revoked</c> (it never resolves again, for any time), its private key is
     /// deleted, and when it was the current key of its usage a replacement is created at once.
     /// </summary>
