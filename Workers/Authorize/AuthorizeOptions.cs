@@ -49,6 +49,16 @@ public sealed class AuthorizeOptions
     public long EndorsementTtlSeconds { get; set; } = 60;
 
     /// <summary>
+    /// The federation this domain belongs to (the <c>domain</c> of its federation policy bundles). When set, every
+    /// decision also needs that federation's policy (deny overrides); until a version signed by every pinned root is
+    /// loaded, decisions are denied <c>SyncStale</c>.
+    /// </summary>
+    public string? FederationName { get; set; }
+
+    /// <summary>A federation policy bundle, signed by the root of every domain pinned in the trust config, loaded at start.</summary>
+    public string? FederationPolicyBundleFile { get; set; }
+
+    /// <summary>
     /// Isolates the worker on a shared broker (load runs, tests): its queues are named with this prefix, are not bound
     /// to the published message types (send to them directly), and the governance endpoint is
     /// <c>&lt;prefix&gt;authorize-governance</c>. Empty in production.
@@ -101,7 +111,16 @@ internal sealed class AuthorizeOptionsValidator(IOptions<MeshBusOptions> mesh) :
         }
 
         Positive(errors, options.EndorsementTtlSeconds, "EndorsementTtlSeconds");
-        foreach (var (setting, file) in new[] { ("PolicyBundleFile", options.PolicyBundleFile), ("EgressPolicyBundleFile", options.EgressPolicyBundleFile) })
+        if (options.FederationPolicyBundleFile is { Length: > 0 } && string.IsNullOrWhiteSpace(options.FederationName))
+        {
+            errors.Add("Authorize:FederationPolicyBundleFile needs Authorize:FederationName, the federation the bundle belongs to (environment variable Authorize__FederationName)");
+        }
+
+        foreach (var (setting, file) in new[]
+        {
+            ("PolicyBundleFile", options.PolicyBundleFile), ("EgressPolicyBundleFile", options.EgressPolicyBundleFile),
+            ("FederationPolicyBundleFile", options.FederationPolicyBundleFile),
+        })
         {
             if (file is { Length: > 0 } && !File.Exists(file))
             {

@@ -11,7 +11,7 @@ namespace MeshBus.Workers.Authorize.Consumers;
 public sealed class GovernanceStateConsumer(ISyncState sync, IDecisionPolicy policy, IEgressPolicy egress, IOptions<MeshBusOptions> mesh)
     : IConsumer<DomainHeartbeat>, IConsumer<PolicySynced>, IConsumer<PolicyPublished>
 {
-    /// <summary>Every replica loads every version of the domain and egress policies (a refused bundle faults to the error queue).</summary>
+    /// <summary>Every replica loads every version of the domain, egress and federation policies (a refused bundle faults to the error queue).</summary>
     public Task Consume(ConsumeContext<PolicyPublished> context)
     {
         var m = context.Message;
@@ -19,9 +19,11 @@ public sealed class GovernanceStateConsumer(ISyncState sync, IDecisionPolicy pol
         {
             PolicyScope.Domain => policy as PolicyStoreDecisionPolicy,
             PolicyScope.Egress => egress as PolicyStoreDecisionPolicy,
+            PolicyScope.Federation => policy as PolicyStoreDecisionPolicy,
             _ => null,
         };
-        if (m.Domain == mesh.Value.Domain && store is not null)
+        var owner = m.Scope == PolicyScope.Federation ? store?.FederationName : mesh.Value.Domain;
+        if (store is not null && owner is not null && m.Domain == owner)
         {
             store.Load(m.Bundle, m.Scope);
         }

@@ -347,7 +347,8 @@ public sealed class IntentAuthorizer(
             var iat = now.ToUnixTimeSeconds();
             lease = new LeaseClaims(
                 intent.IntentId.ToString("D"), Domain, credential.Subject, intent.TargetDomain, intent.IntentId, digest, intent.Action, intent.Resource, credential.AgentKey,
-                iat, iat + Math.Max(1, seconds), outcome.Epoch, outcome.Digest, outcome.FederationEpoch, outcome.FederationDigest, 0);
+                iat, iat + Math.Max(1, seconds), outcome.Epoch, outcome.Digest, outcome.FederationEpoch, outcome.FederationDigest, 0)
+            { FederationName = outcome.FederationName };
         }
 
         var record = new DecisionRecord(
@@ -376,6 +377,7 @@ public sealed class IntentAuthorizer(
                 PolicyDigest = outcome.Digest,
                 FederationEpoch = outcome.FederationEpoch,
                 FederationDigest = outcome.FederationDigest,
+                FederationName = outcome.FederationName,
                 Renewal = renewal,
             };
         }

@@ -36,4 +36,8 @@ public sealed record LeaseClaims(
     string PolicyDigest,
     long? FederationEpoch,
     string? FederationDigest,
-    int Renewal);
+    int Renewal)
+{
+    /// <summary>The federation whose policy version is <see cref="FederationEpoch"/> (absent in records written before it was stored).</summary>
+    public string? FederationName { get; init; }
+}

@@ -20,6 +20,7 @@ public sealed class PolicyStoreDecisionPolicy : IDecisionPolicy, IEgressPolicy
     private readonly AuthorizeKeys _keys;
     private readonly TimeProvider _time;
     private readonly string _domain;
+    private readonly string? _federation;
 
     /// <summary>Creates the store and loads the configured bundle files, if any.</summary>
     public PolicyStoreDecisionPolicy(AuthorizeKeys keys, TimeProvider time, IOptions<MeshBusOptions> mesh, IOptions<AuthorizeOptions> options, ILogger<PolicyStoreDecisionPolicy> logger)
@@ -27,7 +28,12 @@ public sealed class PolicyStoreDecisionPolicy : IDecisionPolicy, IEgressPolicy
         _keys = keys;
         _time = time;
         _domain = mesh.Value.Domain;
-        foreach (var (scope, file) in new[] { (PolicyScope.Domain, options.Value.PolicyBundleFile), (PolicyScope.Egress, options.Value.EgressPolicyBundleFile) })
+        _federation = string.IsNullOrWhiteSpace(options.Value.FederationName) ? null : options.Value.FederationName;
+        foreach (var (scope, file) in new[]
+        {
+            (PolicyScope.Domain, options.Value.PolicyBundleFile), (PolicyScope.Egress, options.Value.EgressPolicyBundleFile),
+            (PolicyScope.Federation, options.Value.FederationPolicyBundleFile),
+        })
         {
             if (file is { Length: > 0 })
             {
@@ -46,15 +52,29 @@ public sealed class PolicyStoreDecisionPolicy : IDecisionPolicy, IEgressPolicy
     /// <summary>Verifies and installs a signed domain policy bundle (throws <c>PolicyBundleException</c> when refused).</summary>
     public PolicyLoadResult Load(string bundleJson) => Load(bundleJson, PolicyScope.Domain);
 
+    /// <summary>The federation this domain belongs to (<c>Authorize:FederationName</c>), if any.</summary>
+    public string? FederationName => _federation;
+
     /// <summary>
-    /// Verifies and installs a signed domain or egress policy bundle of this domain, signed by a key of its key set
-    /// (throws <c>PolicyBundleException</c> when refused, <see cref="ArgumentOutOfRangeException"/> for the federation scope).
+    /// Verifies and installs a signed bundle (throws <c>PolicyBundleException</c> when refused): a domain or egress policy
+    /// of this domain, signed by a key of its key set; or the policy of <see cref="FederationName"/>, signed by the root of
+    /// every domain pinned in the trust config (<see cref="InvalidOperationException"/> when no federation is configured).
     /// </summary>
     public PolicyLoadResult Load(string bundleJson, PolicyScope scope)
     {
-        if (scope is not (PolicyScope.Domain or PolicyScope.Egress))
+        if (scope == PolicyScope.Federation)
         {
-            throw new ArgumentOutOfRangeException(nameof(scope), scope, "only the domain's own and egress policies are signed by its key set");
+            if (_federation is null)
+            {
+                throw new InvalidOperationException("a federation policy arrived but Authorize:FederationName is not set");
+            }
+
+            if (_keys.Resolver is not TrustConfig trust || trust.PinnedRoots.Count == 0)
+            {
+                throw new InvalidOperationException("a federation policy needs the trust config with the members' pinned roots");
+            }
+
+            return _store.Load(bundleJson, PolicySigners.EveryRoot(trust.PinnedRoots.Values), PolicyScope.Federation, _federation);
         }
 
         var now = _time.GetUtcNow();
@@ -93,14 +113,22 @@ public sealed class PolicyStoreDecisionPolicy : IDecisionPolicy, IEgressPolicy
     private PolicyOutcome Decide(PolicyScope scope, IntentSubmitted intent, VerifiedCredential credential, DateTimeOffset now)
     {
         var scopes = new List<(PolicyScope, string)> { (scope, _domain) };
-        if (_store.Current(PolicyScope.Federation, _domain) is not null)
+        if (_federation is not null)
         {
-            scopes.Add((PolicyScope.Federation, _domain));
+            if (_store.Current(PolicyScope.Federation, _federation) is null)
+            {
+                // Configured, not yet here: governance is not synchronized, whatever the domain's own policy says.
+                return new PolicyOutcome(false, GovernanceReason.SyncStale,
+                    $"the policy of federation {_federation} is not loaded yet: no decision without it", [], null, LoadedEpoch, "");
+            }
+
+            scopes.Add((PolicyScope.Federation, _federation));
         }
 
         var d = _store.Decide(PolicyInput.For(intent, credential.Claims, now), scopes);
         var federation = d.Policies.FirstOrDefault(p => p.Scope == PolicyScope.Federation);
         return new PolicyOutcome(d.Allowed, d.Allowed ? GovernanceReason.None : d.Reason, d.Detail, d.MatchedRules, d.MaxLeaseSeconds,
-            d.Epoch, d.Digest, federation?.Epoch, federation?.Digest);
+            d.Epoch, d.Digest, federation?.Epoch, federation?.Digest)
+        { FederationName = federation?.Domain };
     }
 }

@@ -57,7 +57,11 @@ public sealed record PolicyOutcome(
     long Epoch,
     string Digest,
     long? FederationEpoch = null,
-    string? FederationDigest = null);
+    string? FederationDigest = null)
+{
+    /// <summary>The federation whose policy was applied, when one was.</summary>
+    public string? FederationName { get; init; }
+}
 
 /// <summary>The policy library's decision for an intent targeting this domain (deny overrides across domain + federation).</summary>
 public interface IDecisionPolicy

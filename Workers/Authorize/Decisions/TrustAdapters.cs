@@ -109,7 +109,7 @@ public sealed class TrustGrantSigner(AuthorizeKeys keys) : IGrantSigner
         var policies = new List<PolicyVersion> { new(c.Issuer, PolicyScope.Domain, c.PolicyEpoch, c.PolicyDigest) };
         if (c.FederationEpoch is { } fe && c.FederationDigest is { } fd)
         {
-            policies.Add(new PolicyVersion(c.Issuer, PolicyScope.Federation, fe, fd));
+            policies.Add(new PolicyVersion(c.FederationName ?? c.Issuer, PolicyScope.Federation, fe, fd));
         }
 
         var iat = DateTimeOffset.FromUnixTimeSeconds(c.IssuedAt);

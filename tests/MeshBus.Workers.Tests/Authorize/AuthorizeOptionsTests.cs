@@ -36,6 +36,7 @@ public sealed class AuthorizeOptionsTests
     [InlineData("ConcurrentMessageLimit", "0")]
     [InlineData("PolicyBundleFile", "/nonexistent/policy.json")]
     [InlineData("EgressPolicyBundleFile", "/nonexistent/egress.json")]
+    [InlineData("FederationPolicyBundleFile", "/nonexistent/federation.json")]
     [InlineData("EndorsementTtlSeconds", "0")]
     [InlineData("DatabasePoolSize", "0")]
     public void Impossible_settings_are_refused_naming_their_variable(string setting, string value)
