@@ -1,4 +1,3 @@
-using MeshBus.Cli;
 using Xunit;
 
 namespace MeshBus.Policy.Tests;
@@ -9,13 +8,7 @@ public sealed class PolicyCommandTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        var code = await CommandLineApp.RunAsync(args, new CliConsole(o, e, new StringReader("")));
-        return (code, o.ToString(), e.ToString());
-    }
+    private static Task<(int Code, string Out, string Err)> Run(params string[] args) => TestCli.Run(args);
 
     private static string ExamplesDirectory()
     {

@@ -1,4 +1,5 @@
 using MeshBus.Policy.Bundles;
+using MeshBus.Trust;
 using MeshBus.Trust.Crypto;
 using Xunit;
 
@@ -105,5 +106,80 @@ public sealed class SigningTests
         var signed = PolicyBundleSigning.Sign(TestBundles.Simple, "acme-policy-1", TestBundles.DomainKey);
         var doubled = TestBundles.Edit(signed, o => o["signatures"]!.AsArray().Add(o["signatures"]![0]!.DeepClone()));
         Assert.Contains(PolicyBundleSigning.Verify(PolicyBundle.Parse(doubled), DomainSigner), e => e.Message.Contains("more than once", StringComparison.Ordinal));
+    }
+
+    private static readonly string FederationBundle = TestBundles.Edit(TestBundles.Simple, o =>
+    {
+        o["scope"] = "federation";
+        o["domain"] = "acme-globex";
+    });
+
+    [Fact]
+    public void Roots_cosign_a_federation_bundle_and_every_root_is_required()
+    {
+        var acme = RootKey.Generate("acme.example/prod");
+        var globex = RootKey.Generate("globex.example/prod");
+        var one = PolicyBundleSigning.SignAsRoot(FederationBundle, acme);
+        var both = PolicyBundleSigning.SignAsRoot(one, globex);
+
+        var bundle = PolicyBundle.Parse(both);
+        Assert.Equal(
+            [RootKey.PolicyKeyId(acme.VerifierKey), RootKey.PolicyKeyId(globex.VerifierKey)],
+            bundle.Signatures.Select(s => s.KeyId));
+        Assert.Empty(PolicyBundleSigning.Verify(bundle, PolicySigners.EveryRoot([acme.VerifierKey, globex.VerifierKey])));
+        var missing = Assert.Single(PolicyBundleSigning.Verify(PolicyBundle.Parse(one), PolicySigners.EveryRoot([acme.VerifierKey, globex.VerifierKey])));
+        Assert.Contains(RootKey.PolicyKeyId(globex.VerifierKey), missing.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_root_signing_again_replaces_its_signature_and_keeps_the_cosignature()
+    {
+        var acme = RootKey.Generate("acme.example/prod");
+        var globex = RootKey.Generate("globex.example/prod");
+        var once = PolicyBundleSigning.SignAsRoot(PolicyBundleSigning.SignAsRoot(FederationBundle, acme), globex);
+        var twice = PolicyBundleSigning.SignAsRoot(once, acme);
+
+        var bundle = PolicyBundle.Parse(twice);
+        Assert.Equal(2, bundle.Signatures.Count);
+        Assert.Single(bundle.Signatures, s => s.KeyId == RootKey.PolicyKeyId(acme.VerifierKey));
+        Assert.Empty(PolicyBundleSigning.Verify(bundle, PolicySigners.EveryRoot([acme.VerifierKey, globex.VerifierKey])));
+    }
+
+    [Fact]
+    public void A_changed_federation_bundle_drops_the_roots_signatures_over_the_old_digest()
+    {
+        var acme = RootKey.Generate("acme.example/prod");
+        var globex = RootKey.Generate("globex.example/prod");
+        var signed = PolicyBundleSigning.SignAsRoot(PolicyBundleSigning.SignAsRoot(FederationBundle, acme), globex);
+        var changed = TestBundles.Edit(signed, o => o["epoch"] = 8);
+        var resigned = PolicyBundle.Parse(PolicyBundleSigning.SignAsRoot(changed, globex));
+
+        Assert.Equal([RootKey.PolicyKeyId(globex.VerifierKey)], resigned.Signatures.Select(s => s.KeyId));
+        var missing = Assert.Single(PolicyBundleSigning.Verify(resigned, PolicySigners.EveryRoot([acme.VerifierKey, globex.VerifierKey])));
+        Assert.Contains(RootKey.PolicyKeyId(acme.VerifierKey), missing.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Another_root_with_the_same_domain_name_does_not_stand_in_for_the_pinned_one()
+    {
+        var pinned = RootKey.Generate("acme.example/prod");
+        var impostor = RootKey.Generate("acme.example/prod");
+        var bundle = PolicyBundle.Parse(PolicyBundleSigning.SignAsRoot(FederationBundle, impostor));
+        Assert.NotEmpty(PolicyBundleSigning.Verify(bundle, PolicySigners.EveryRoot([pinned.VerifierKey])));
+
+        // Even under the pinned root's key id, the impostor's signature does not verify.
+        var forged = TestBundles.Edit(PolicyBundleSigning.SignAsRoot(FederationBundle, impostor),
+            o => o["signatures"]![0]!["keyId"] = RootKey.PolicyKeyId(pinned.VerifierKey));
+        Assert.Contains(PolicyBundleSigning.Verify(PolicyBundle.Parse(forged), PolicySigners.EveryRoot([pinned.VerifierKey])),
+            e => e.Message.Contains("does not verify", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_root_policy_signature_is_the_one_a_domain_key_would_make_over_the_same_message()
+    {
+        // One message definition for both signers: SignAsRoot verifies as an ordinary digest signature with the root's public key.
+        var acme = RootKey.Generate("acme.example/prod");
+        var bundle = PolicyBundle.Parse(PolicyBundleSigning.SignAsRoot(FederationBundle, acme));
+        Assert.True(Ed25519Keys.Verify(acme.PublicKey, PolicyBundleSigning.SignedMessage(bundle.Digest), Base64Url.Decode(bundle.Signatures[0].Signature)));
     }
 }

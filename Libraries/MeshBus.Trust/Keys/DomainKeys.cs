@@ -7,7 +7,7 @@ namespace MeshBus.Trust;
 /// <summary>
 /// A domain directory as written by <c>meshbus keys init</c> (see docs/trust.md):
 /// <list type="bullet">
-/// <item><c>root.key</c> — the root private key (0600; keep it offline, needed only to rotate or revoke)</item>
+/// <item><c>root.key</c> — the root private key (0600; keep it offline, needed only to rotate, revoke or sign federation policy)</item>
 /// <item><c>root.vkey</c> — the root verifier key peers pin</item>
 /// <item><c>keyset.json</c> — the current key set signed by the root</item>
 /// <item><c>keys/&lt;kid&gt;.key</c> — working private keys (0600, directory 0700)</item>

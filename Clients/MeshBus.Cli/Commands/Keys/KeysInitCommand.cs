@@ -30,7 +30,7 @@ public sealed class KeysInitCommand : CliCommand
         args.RejectUnknown();
         var keys = DomainAdministration.Initialize(dir, domain, DateTimeOffset.UtcNow, lifetimes);
         console.Error.WriteLine($"created {domain} in {dir}: key set {keys.KeySet.Sequence} with {string.Join(", ", keys.KeySet.Keys.Select(k => k.KeyId))}");
-        console.Error.WriteLine($"guard {Path.Combine(dir, DomainKeys.RootKeyFile)}: move it offline after publishing; it is needed only to rotate or revoke");
+        console.Error.WriteLine($"guard {Path.Combine(dir, DomainKeys.RootKeyFile)}: move it offline after publishing; it is needed only to rotate, revoke or sign federation policy");
         console.Out.WriteLine(keys.Root.ToString());
         return Task.FromResult(0);
     }
