@@ -58,7 +58,7 @@ public sealed class TrustIntentVerifier(AuthorizeKeys keys, IOptions<AuthorizeOp
             return null;
         }
 
-        return IntentSignature.Verify(intent, key) ? IntentSignature.Digest(intent) : null;
+        return IntentSignature.VerifiedDigest(intent, key);
     }
 
     private static VerifiedCredential ToVerified(CredentialClaims c)
