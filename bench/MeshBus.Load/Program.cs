@@ -173,6 +173,9 @@ static async Task<Result> RunAsync(string name, int count, int concurrency, Time
     var failures = 0;
     var issued = 0;
     using var stop = new CancellationTokenSource(limit);
+    var self = Process.GetCurrentProcess();
+    var cpuBefore = self.TotalProcessorTime;
+    var allocatedBefore = GC.GetTotalAllocatedBytes();
     var clock = Stopwatch.StartNew();
     var workers = Enumerable.Range(0, concurrency).Select(_ => Task.Run(async () =>
     {
@@ -196,13 +199,17 @@ static async Task<Result> RunAsync(string name, int count, int concurrency, Time
     })).ToArray();
     await Task.WhenAll(workers);
     clock.Stop();
+    self.Refresh();
+    var cpuPerCall = (self.TotalProcessorTime - cpuBefore).TotalMilliseconds / Math.Max(1, latencies.Count);
+    var allocatedPerCall = (GC.GetTotalAllocatedBytes() - allocatedBefore) / 1024.0 / Math.Max(1, latencies.Count);
     var sorted = latencies.Order().ToArray();
     double Pct(double p) => sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
     var result = new Result(sorted.Length / clock.Elapsed.TotalSeconds, Pct(0.50), Pct(0.99), failures);
     if (name != "warm-up")
     {
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{name,-36} {sorted.Length,6} done in {clock.Elapsed.TotalSeconds,6:0.00} s  {result.PerSecond,8:0} /s  p50 {result.P50,7:0.00} ms  p99 {result.P99,7:0.00} ms  failures {failures}"));
+            $"{name,-36} {sorted.Length,6} done in {clock.Elapsed.TotalSeconds,6:0.00} s  {result.PerSecond,8:0} /s  p50 {result.P50,7:0.00} ms  p99 {result.P99,7:0.00} ms  failures {failures}  " +
+            $"(this process: {cpuPerCall:0.00} ms CPU, {allocatedPerCall:0} KiB allocated per call)"));
     }
 
     return result;

@@ -15,6 +15,16 @@ public sealed class IntentSignatureTests
     }
 
     [Fact]
+    public void The_verified_digest_is_the_digest_of_a_verifying_intent_and_null_otherwise()
+    {
+        var signed = IntentSignature.Sign(TestDomain.Intent(), _agent.Private);
+        Assert.Equal(IntentSignature.Digest(signed), IntentSignature.VerifiedDigest(signed, _agent.Public));
+        Assert.Null(IntentSignature.VerifiedDigest(signed, TestDomain.AgentKey().Public));
+        Assert.Null(IntentSignature.VerifiedDigest(signed with { Nonce = "other" }, _agent.Public));
+        Assert.Null(IntentSignature.VerifiedDigest(signed with { Signature = "not base64url!" }, _agent.Public));
+    }
+
+    [Fact]
     public void An_intent_does_not_verify_with_another_key()
     {
         var signed = IntentSignature.Sign(TestDomain.Intent(), _agent.Private);

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using MeshBus.Contracts;
+using MeshBus.Trust.Crypto;
 
 namespace MeshBus.Trust;
 
@@ -81,7 +82,15 @@ public static class Credentials
     /// <paramref name="keys"/> (unknown domain, unknown or revoked kid, wrong usage), the signature, the claims, and
     /// <c>nbf</c>/<c>exp</c> against <paramref name="now"/> with <paramref name="skew"/>.
     /// </summary>
-    public static VerificationResult<CredentialClaims> Verify(string jws, IKeyResolver keys, DateTimeOffset now, TimeSpan skew)
+    public static VerificationResult<CredentialClaims> Verify(string jws, IKeyResolver keys, DateTimeOffset now, TimeSpan skew) =>
+        Verify(jws, keys, now, skew, null);
+
+    /// <summary>
+    /// <see cref="Verify(string, IKeyResolver, DateTimeOffset, TimeSpan)"/>, with the signature check answered from
+    /// <paramref name="signatures"/> when the same key verified the same credential before. The key is resolved and the
+    /// claims and times are checked on every call, so a revoked or expired key or credential fails as without the memo.
+    /// </summary>
+    public static VerificationResult<CredentialClaims> Verify(string jws, IKeyResolver keys, DateTimeOffset now, TimeSpan skew, VerifiedSignatures? signatures)
     {
         ArgumentNullException.ThrowIfNull(keys);
         var parsed = CompactJws.Parse(jws, Type);
@@ -107,7 +116,10 @@ public static class Credentials
             return Fail(key.Reason, key.Detail);
         }
 
-        if (!token.VerifySignature(key.PublicKey))
+        var verified = signatures is null
+            ? token.VerifySignature(key.PublicKey)
+            : signatures.Verify(key.PublicKey, token.SigningInput, token.Signature);
+        if (!verified)
         {
             return Fail(GovernanceReason.SignatureInvalid, "credential signature does not verify");
         }

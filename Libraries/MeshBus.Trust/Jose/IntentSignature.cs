@@ -68,12 +68,18 @@ public static class IntentSignature
     /// <c>cnf</c>). False for a bad signature, an <c>IssuedAt</c> finer than milliseconds, or parameters outside the
     /// canonical subset.
     /// </summary>
-    public static bool Verify(IntentSubmitted intent, ReadOnlySpan<byte> agentPublicKey)
+    public static bool Verify(IntentSubmitted intent, ReadOnlySpan<byte> agentPublicKey) => VerifiedDigest(intent, agentPublicKey) is not null;
+
+    /// <summary>
+    /// <see cref="Verify"/> and <see cref="Digest"/> in one pass over the canonical bytes: the intent digest when the
+    /// signature verifies, null when <see cref="Verify"/> would be false.
+    /// </summary>
+    public static string? VerifiedDigest(IntentSubmitted intent, ReadOnlySpan<byte> agentPublicKey)
     {
         ArgumentNullException.ThrowIfNull(intent);
         if (intent.IssuedAt.UtcTicks % TimeSpan.TicksPerMillisecond != 0 || !Base64Url.TryDecode(intent.Signature, out var signature))
         {
-            return false;
+            return null;
         }
 
         byte[] bytes;
@@ -83,9 +89,9 @@ public static class IntentSignature
         }
         catch (FormatException)
         {
-            return false;
+            return null;
         }
 
-        return Ed25519Keys.Verify(agentPublicKey, bytes, signature);
+        return Ed25519Keys.Verify(agentPublicKey, bytes, signature) ? Canonical.Sha256Digest(bytes) : null;
     }
 }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 
@@ -85,11 +86,19 @@ public sealed class PostgresNonceStore : INonceStore, IAsyncDisposable
     public ValueTask DisposeAsync() => _ownsDataSource ? _dataSource.DisposeAsync() : ValueTask.CompletedTask;
 }
 
-/// <summary>The nonce table in an SQLite file (embedded; one process).</summary>
+/// <summary>
+/// The nonce table in an SQLite file (embedded; one process). Claims are group-committed: whatever is queued when the
+/// writer runs is inserted in one <c>BEGIN IMMEDIATE</c> transaction (in arrival order, so the first claim of a nonce
+/// still wins) and each caller is answered only after that commit. One claim per transaction made every decision wait
+/// for its own fsync behind the others' on the file's single write lock, each blocking a thread meanwhile.
+/// </summary>
 public sealed class SqliteNonceStore : INonceStore
 {
+    private const int MaxBatch = 256;
     private readonly string _connectionString;
     private readonly Lazy<Task> _schema;
+    private readonly ConcurrentQueue<PendingClaim> _queue = new();
+    private int _writing;
 
     /// <summary>Uses (or creates) the SQLite file at <paramref name="path"/>.</summary>
     public SqliteNonceStore(string path)
@@ -110,17 +119,91 @@ public sealed class SqliteNonceStore : INonceStore
     /// <inheritdoc />
     public async Task<Guid> ClaimAsync(string agent, string nonce, Guid intentId, DateTimeOffset keepUntil, CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         await _schema.Value;
-        await using var conn = await OpenAsync(cancellationToken);
-        await using var cmd = conn.CreateCommand();
-        cmd.CommandText =
-            "INSERT INTO authorize_nonces (agent, nonce, intent_id, keep_until) VALUES ($a, $n, $i, $k) " +
-            "ON CONFLICT (agent, nonce) DO UPDATE SET agent = authorize_nonces.agent RETURNING intent_id";
-        cmd.Parameters.AddWithValue("$a", agent);
-        cmd.Parameters.AddWithValue("$n", nonce);
-        cmd.Parameters.AddWithValue("$i", intentId.ToString("D"));
-        cmd.Parameters.AddWithValue("$k", keepUntil.ToUnixTimeMilliseconds());
-        return Guid.Parse((string)(await cmd.ExecuteScalarAsync(cancellationToken))!);
+        var claim = new PendingClaim(agent, nonce, intentId, keepUntil);
+        _queue.Enqueue(claim);
+        if (Interlocked.CompareExchange(ref _writing, 1, 0) == 0)
+        {
+            _ = Task.Run(Drain, CancellationToken.None);
+        }
+
+        // A cancelled wait does not un-claim: the claim may still commit, and it names this intent id, so its
+        // redelivery finds its own claim.
+        return await claim.Holder.Task.WaitAsync(cancellationToken);
+    }
+
+    private void Drain()
+    {
+        var batch = new List<PendingClaim>(MaxBatch);
+        while (true)
+        {
+            while (batch.Count < MaxBatch && _queue.TryDequeue(out var next))
+            {
+                batch.Add(next);
+            }
+
+            if (batch.Count > 0)
+            {
+                Commit(batch);
+                batch.Clear();
+                continue;
+            }
+
+            // Nothing queued: stop, unless a claim arrived between the last dequeue and the release of the writer role.
+            Volatile.Write(ref _writing, 0);
+            if (_queue.IsEmpty || Interlocked.CompareExchange(ref _writing, 1, 0) != 0)
+            {
+                return;
+            }
+        }
+    }
+
+    private void Commit(List<PendingClaim> batch)
+    {
+        var holders = new Guid[batch.Count];
+        try
+        {
+            // Microsoft.Data.Sqlite's async calls run synchronously anyway; this is the one writer thread.
+            using var conn = new SqliteConnection(_connectionString);
+            conn.Open();
+            using var tx = conn.BeginTransaction(deferred: false);
+            using var cmd = conn.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText =
+                "INSERT INTO authorize_nonces (agent, nonce, intent_id, keep_until) VALUES ($a, $n, $i, $k) " +
+                "ON CONFLICT (agent, nonce) DO UPDATE SET agent = authorize_nonces.agent RETURNING intent_id";
+            var a = cmd.Parameters.Add("$a", SqliteType.Text);
+            var n = cmd.Parameters.Add("$n", SqliteType.Text);
+            var i = cmd.Parameters.Add("$i", SqliteType.Text);
+            var k = cmd.Parameters.Add("$k", SqliteType.Integer);
+            for (var j = 0; j < batch.Count; j++)
+            {
+                var c = batch[j];
+                a.Value = c.Agent;
+                n.Value = c.Nonce;
+                i.Value = c.IntentId.ToString("D");
+                k.Value = c.KeepUntil.ToUnixTimeMilliseconds();
+                holders[j] = Guid.Parse((string)cmd.ExecuteScalar()!);
+            }
+
+            tx.Commit();
+        }
+        catch (Exception e)
+        {
+            // Nothing of the batch is known to be committed: every claim fails (the decision then fails closed).
+            foreach (var c in batch)
+            {
+                c.Holder.TrySetException(e);
+            }
+
+            return;
+        }
+
+        for (var j = 0; j < batch.Count; j++)
+        {
+            batch[j].Holder.TrySetResult(holders[j]);
+        }
     }
 
     /// <inheritdoc />
@@ -139,5 +222,10 @@ public sealed class SqliteNonceStore : INonceStore
         var conn = new SqliteConnection(_connectionString);
         await conn.OpenAsync(cancellationToken);
         return conn;
+    }
+
+    private sealed record PendingClaim(string Agent, string Nonce, Guid IntentId, DateTimeOffset KeepUntil)
+    {
+        public TaskCompletionSource<Guid> Holder { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }

@@ -18,6 +18,10 @@ public sealed record AuthorizeKeys(IKeyResolver Resolver, ISigner GrantSigner, l
 /// <summary>Credential and proof-of-possession checks on <see cref="Credentials"/> and <see cref="IntentSignature"/>.</summary>
 public sealed class TrustIntentVerifier(AuthorizeKeys keys, IOptions<AuthorizeOptions> options) : IIntentVerifier
 {
+    // An agent presents the same credential with every intent: its signature is checked once per (key, credential);
+    // the key is still resolved (revocation, key set) and the claims and times checked on every intent.
+    private readonly VerifiedSignatures _signatures = new();
+
     /// <inheritdoc />
     public long KeySetSequence => keys.KeySetSequence;
 
@@ -26,7 +30,7 @@ public sealed class TrustIntentVerifier(AuthorizeKeys keys, IOptions<AuthorizeOp
     /// <inheritdoc />
     public (VerifiedCredential? Credential, CheckFailure? Failure) VerifyCredential(string credential, DateTimeOffset now)
     {
-        var result = Credentials.Verify(credential, keys.Resolver, now, Skew);
+        var result = Credentials.Verify(credential, keys.Resolver, now, Skew, _signatures);
         if (result.IsValid && result.Value is { } claims)
         {
             return (ToVerified(claims), null);
@@ -36,7 +40,7 @@ public sealed class TrustIntentVerifier(AuthorizeKeys keys, IOptions<AuthorizeOp
         {
             // Only the time failed: verify the signature at a moment inside its window to learn, with proof, whose it
             // is, so the denial can reach that agent (and nobody else).
-            var within = Credentials.Verify(credential, keys.Resolver, end, Skew);
+            var within = Credentials.Verify(credential, keys.Resolver, end, Skew, _signatures);
             if (within.IsValid && within.Value is { } expired)
             {
                 return (null, new CheckFailure(GovernanceReason.CredentialExpired, result.Detail, expired.Subject));
@@ -54,7 +58,7 @@ public sealed class TrustIntentVerifier(AuthorizeKeys keys, IOptions<AuthorizeOp
             return null;
         }
 
-        return IntentSignature.Verify(intent, key) ? IntentSignature.Digest(intent) : null;
+        return IntentSignature.VerifiedDigest(intent, key);
     }
 
     private static VerifiedCredential ToVerified(CredentialClaims c)

@@ -7,7 +7,7 @@ namespace MeshBus.Workers.Tests.Authorize;
 /// <summary>The nonce table's contract, on SQLite and on PostgreSQL.</summary>
 public abstract class NonceStoreTestsBase
 {
-    private static readonly DateTimeOffset Now = new(2026, 11, 27, 12, 0, 0, TimeSpan.Zero);
+    protected static readonly DateTimeOffset Now = new(2026, 11, 27, 12, 0, 0, TimeSpan.Zero);
 
     protected abstract Task<INonceStore> OpenAsync();
 
@@ -59,6 +59,45 @@ public sealed class SqliteNonceStoreTests : NonceStoreTestsBase, IDisposable
     {
         Directory.CreateDirectory(_dir);
         return Task.FromResult<INonceStore>(new SqliteNonceStore(Path.Combine(_dir, "authorize.db")));
+    }
+
+    [Fact]
+    public async Task Many_concurrent_claims_of_many_nonces_each_get_their_nonce_s_first_holder()
+    {
+        // They land in shared group commits: every caller must still get its own nonce's answer.
+        var store = await OpenAsync();
+        var claims = Enumerable.Range(0, 200).Select(i => (Nonce: "n" + (i % 40), Id: Guid.NewGuid())).ToList();
+
+        var holders = await Task.WhenAll(claims.Select(c => Task.Run(() => store.ClaimAsync("agent-a", c.Nonce, c.Id, Now.AddMinutes(5), default))));
+
+        foreach (var group in claims.Zip(holders).GroupBy(x => x.First.Nonce))
+        {
+            var winner = Assert.Single(group.Select(x => x.Second).Distinct());
+            Assert.Contains(winner, group.Select(x => x.First.Id));
+            // Later claims, batched or not, keep answering the same holder.
+            Assert.Equal(winner, await store.ClaimAsync("agent-a", group.Key, Guid.NewGuid(), Now.AddMinutes(5), default));
+        }
+    }
+
+    [Fact]
+    public async Task A_claim_that_cannot_be_committed_fails_instead_of_answering()
+    {
+        var store = await OpenAsync();
+        await store.ClaimAsync("agent-a", "n1", Guid.NewGuid(), Now.AddMinutes(5), default);
+        using (var conn = new Microsoft.Data.Sqlite.SqliteConnection("Data Source=" + Path.Combine(_dir, "authorize.db")))
+        {
+            conn.Open();
+            using var drop = conn.CreateCommand();
+            drop.CommandText = "DROP TABLE authorize_nonces";
+            drop.ExecuteNonQuery();
+        }
+
+        var claims = Enumerable.Range(0, 8).Select(_ => store.ClaimAsync("agent-a", "n2", Guid.NewGuid(), Now.AddMinutes(5), default)).ToList();
+
+        foreach (var claim in claims)
+        {
+            await Assert.ThrowsAsync<Microsoft.Data.Sqlite.SqliteException>(() => claim.WaitAsync(TimeSpan.FromSeconds(30)));
+        }
     }
 
     public void Dispose()
