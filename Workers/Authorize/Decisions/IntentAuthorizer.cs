@@ -115,51 +115,13 @@ public sealed class IntentAuthorizer(
                 return Deny(intent, agent, GovernanceReason.SignatureInvalid, "the intent signature does not verify with the credential's cnf key");
             }
 
-            // 3. The decision record is the dedupe: a redelivery finds it and rebuilds exactly what was decided. The
-            // nonce is claimed beside the lookup (only now: a verified signature proves the agent spent it).
-            var nonceClaim = nonces.ClaimAsync(agent, intent.Nonce, intent.IntentId, NonceKeepUntil(intent, now), ct);
-            LineageRecord? existing;
-            try
+            // 3–4. Replay (record, nonce), age, quarantine.
+            if (await ReplayAgeQuarantineAsync(intent, credential, digest, now, recordLookup, quarantineLookup, ct) is { } early)
             {
-                existing = await recordLookup;
-            }
-            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
-            {
-                Observe(nonceClaim);
-                return LineageDown(intent, agent, e);
+                return early;
             }
 
-            if (existing is not null)
-            {
-                Observe(nonceClaim);
-                return Replay(intent, agent, digest, existing);
-            }
-
-            var nonceHolder = await nonceClaim;
-            if (nonceHolder != intent.IntentId)
-            {
-                return await RecordAsync(intent, credential, digest, now, Denied(GovernanceReason.ReplayDetected,
-                    $"nonce '{intent.Nonce}' of {agent} was already used by intent {nonceHolder}"), ct);
-            }
-
-            if (now - intent.IssuedAt > TimeSpan.FromSeconds(options.Value.MaxIntentAgeSeconds))
-            {
-                return await RecordAsync(intent, credential, digest, now, Denied(GovernanceReason.ReplayDetected,
-                    $"the intent was issued at {intent.IssuedAt:O}, more than {options.Value.MaxIntentAgeSeconds} s ago"), ct);
-            }
-
-            if (intent.IssuedAt - now > TimeSpan.FromSeconds(options.Value.ClockSkewSeconds))
-            {
-                return await RecordAsync(intent, credential, digest, now, Denied(GovernanceReason.MalformedInput,
-                    $"the intent is dated {intent.IssuedAt:O}, in the future"), ct);
-            }
-
-            // 4. Quarantine (shared table) and governance freshness (this replica's own view).
-            if (await quarantineLookup)
-            {
-                return await RecordAsync(intent, credential, digest, now, Denied(GovernanceReason.Quarantined, $"{agent} is quarantined"), ct);
-            }
-
+            // Governance freshness (this replica's own view).
             if (intent.TargetDomain != Domain)
             {
                 // Cross-domain: the target decides. Here the egress decision, recorded (kind egress) before it is released
@@ -324,6 +286,64 @@ public sealed class IntentAuthorizer(
 
         stale = Denied(GovernanceReason.SyncStale, $"{check.Detail} (waited {waited.TotalSeconds:0.#} s, {redeliveries} redeliveries)");
         return false;
+    }
+
+    /// <summary>
+    /// The checks every verified intent passes before freshness and policy, on both sides of a cross-domain intent: the
+    /// decision record is the dedupe (a redelivery finds it and rebuilds exactly what was decided); the nonce is claimed
+    /// beside the lookup (only now: a verified signature proves the agent spent it); then age and quarantine. Returns
+    /// the decision when one of them decides, null to go on.
+    /// </summary>
+    internal async Task<Decision?> ReplayAgeQuarantineAsync(
+        IntentSubmitted intent,
+        VerifiedCredential credential,
+        string digest,
+        DateTimeOffset now,
+        Task<LineageRecord?> recordLookup,
+        Task<bool> quarantineLookup,
+        CancellationToken ct)
+    {
+        var agent = credential.Subject;
+        var nonceClaim = nonces.ClaimAsync(agent, intent.Nonce, intent.IntentId, NonceKeepUntil(intent, now), ct);
+        LineageRecord? existing;
+        try
+        {
+            existing = await recordLookup;
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            Observe(nonceClaim);
+            return LineageDown(intent, agent, e);
+        }
+
+        if (existing is not null)
+        {
+            Observe(nonceClaim);
+            return Replay(intent, agent, digest, existing);
+        }
+
+        var nonceHolder = await nonceClaim;
+        if (nonceHolder != intent.IntentId)
+        {
+            return await RecordAsync(intent, credential, digest, now, Denied(GovernanceReason.ReplayDetected,
+                $"nonce '{intent.Nonce}' of {agent} was already used by intent {nonceHolder}"), ct);
+        }
+
+        if (now - intent.IssuedAt > TimeSpan.FromSeconds(options.Value.MaxIntentAgeSeconds))
+        {
+            return await RecordAsync(intent, credential, digest, now, Denied(GovernanceReason.ReplayDetected,
+                $"the intent was issued at {intent.IssuedAt:O}, more than {options.Value.MaxIntentAgeSeconds} s ago"), ct);
+        }
+
+        if (intent.IssuedAt - now > TimeSpan.FromSeconds(options.Value.ClockSkewSeconds))
+        {
+            return await RecordAsync(intent, credential, digest, now, Denied(GovernanceReason.MalformedInput,
+                $"the intent is dated {intent.IssuedAt:O}, in the future"), ct);
+        }
+
+        return await quarantineLookup
+            ? await RecordAsync(intent, credential, digest, now, Denied(GovernanceReason.Quarantined, $"{agent} is quarantined"), ct)
+            : null;
     }
 
     internal DateTimeOffset NonceKeepUntil(IntentSubmitted intent, DateTimeOffset now) =>

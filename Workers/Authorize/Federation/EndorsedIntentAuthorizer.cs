@@ -22,7 +22,6 @@ public sealed class EndorsedIntentAuthorizer(
     IIntentVerifier verifier,
     IDecisionPolicy policy,
     IQuarantineState quarantine,
-    INonceStore nonces,
     ILineageLog lineage,
     AuthorizeKeys keys,
     TimeProvider time,
@@ -120,48 +119,10 @@ public sealed class EndorsedIntentAuthorizer(
                 return decisions.Deny(intent, agent, GovernanceReason.SignatureInvalid, "the intent signature does not verify with the credential's cnf key");
             }
 
-            // 3. As for an intent of this domain: the record is the dedupe (and the nonce, claimed now that the
-            // signature verified), then age, quarantine and freshness (of both).
-            var nonceClaim = nonces.ClaimAsync(agent, intent.Nonce, intent.IntentId, decisions.NonceKeepUntil(intent, now), ct);
-            LineageRecord? existing;
-            try
+            // 3. As for an intent of this domain: replay (record, nonce), age, quarantine; then the freshness of both.
+            if (await decisions.ReplayAgeQuarantineAsync(intent, credential, digest, now, recordLookup, quarantineLookup, ct) is { } early)
             {
-                existing = await recordLookup;
-            }
-            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
-            {
-                IntentAuthorizer.Observe(nonceClaim);
-                return decisions.LineageDown(intent, agent, e);
-            }
-
-            if (existing is not null)
-            {
-                IntentAuthorizer.Observe(nonceClaim);
-                return decisions.Replay(intent, agent, digest, existing);
-            }
-
-            var nonceHolder = await nonceClaim;
-            if (nonceHolder != intent.IntentId)
-            {
-                return await decisions.RecordAsync(intent, credential, digest, now, decisions.Denied(GovernanceReason.ReplayDetected,
-                    $"nonce '{intent.Nonce}' of {agent} was already used by intent {nonceHolder}"), ct);
-            }
-
-            if (now - intent.IssuedAt > TimeSpan.FromSeconds(options.Value.MaxIntentAgeSeconds))
-            {
-                return await decisions.RecordAsync(intent, credential, digest, now, decisions.Denied(GovernanceReason.ReplayDetected,
-                    $"the intent was issued at {intent.IssuedAt:O}, more than {options.Value.MaxIntentAgeSeconds} s ago"), ct);
-            }
-
-            if (intent.IssuedAt - now > TimeSpan.FromSeconds(options.Value.ClockSkewSeconds))
-            {
-                return await decisions.RecordAsync(intent, credential, digest, now, decisions.Denied(GovernanceReason.MalformedInput,
-                    $"the intent is dated {intent.IssuedAt:O}, in the future"), ct);
-            }
-
-            if (await quarantineLookup)
-            {
-                return await decisions.RecordAsync(intent, credential, digest, now, decisions.Denied(GovernanceReason.Quarantined, $"{agent} is quarantined"), ct);
+                return early;
             }
 
             if (!decisions.Fresh(Domain, intent, redeliveries, now, out var stale) || !decisions.Fresh(origin.Issuer, intent, redeliveries, now, out stale))
