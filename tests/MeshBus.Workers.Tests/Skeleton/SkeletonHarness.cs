@@ -82,6 +82,9 @@ internal sealed class SkeletonHarness : IAsyncDisposable
         services.AddSingleton<StandInAuthorizer>();
         var store = new SqlStoreOptions { Provider = SqlProvider.Sqlite, ConnectionString = $"Data Source={Path.Combine(dir, "enforce.db")}" };
         services.AddMeshBus(configuration, [new EnforceWorker(store), new LineageWorker()], x => x.AddConsumer<StandInAuthorizerConsumer>());
+        // Every receive endpoint is consuming before a test publishes: otherwise, on a loaded machine, an intent could be
+        // published before the stand-in's endpoint started and no decision would come (seen once in CI as a 20 s timeout).
+        services.Configure<MassTransitHostOptions>(o => o.WaitUntilStarted = true);
         var provider = services.BuildServiceProvider();
         var harness = new SkeletonHarness(dir, keys, clock, provider);
         foreach (var hosted in provider.GetServices<IHostedService>())
