@@ -33,6 +33,27 @@ public sealed class CliConsole(TextWriter output, TextWriter error, TextReader i
 
     /// <summary>The process console.</summary>
     public static CliConsole System => new(Console.Out, Console.Error, Console.In);
+
+    /// <summary>Reads a file argument; <c>-</c> reads standard input.</summary>
+    public async Task<string> ReadTextAsync(string path, CancellationToken cancellationToken) =>
+        path == "-" ? await In.ReadToEndAsync(cancellationToken) : await File.ReadAllTextAsync(path, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="ReadTextAsync"/>, but an unreadable file is reported on standard error as
+    /// <c>meshbus COMMAND: cannot read PATH: reason</c> and gives null (the command then exits 2).
+    /// </summary>
+    public async Task<string?> TryReadTextAsync(string path, string command, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await ReadTextAsync(path, cancellationToken);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            await Error.WriteLineAsync($"meshbus {command}: cannot read {path}: {e.Message}");
+            return null;
+        }
+    }
 }
 
 /// <summary>A usage error: printed with the command's usage, exit code 2.</summary>

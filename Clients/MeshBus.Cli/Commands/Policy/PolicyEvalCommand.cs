@@ -43,7 +43,7 @@ public sealed class PolicyEvalCommand : CliCommand
         var values = new Dictionary<string, CelValue>(StringComparer.Ordinal);
         if (varsPath is not null)
         {
-            var text = varsPath == "-" ? await console.In.ReadToEndAsync(cancellationToken) : await File.ReadAllTextAsync(varsPath, cancellationToken);
+            var text = await console.ReadTextAsync(varsPath, cancellationToken);
             try
             {
                 using var doc = JsonDocument.Parse(text);

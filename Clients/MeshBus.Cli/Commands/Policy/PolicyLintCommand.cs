@@ -34,14 +34,8 @@ public sealed class PolicyLintCommand : CliCommand
         }
 
         var file = args.Positionals[0];
-        string json;
-        try
+        if (await console.TryReadTextAsync(file, "policy lint", cancellationToken) is not { } json)
         {
-            json = file == "-" ? await console.In.ReadToEndAsync(cancellationToken) : await File.ReadAllTextAsync(file, cancellationToken);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            console.Error.WriteLine($"meshbus policy lint: cannot read {file}: {e.Message}");
             return 2;
         }
 

@@ -56,14 +56,8 @@ public sealed class PolicySignCommand : CliCommand, IHasFlags
         }
 
         var file = args.Positionals[0];
-        string json;
-        try
+        if (await console.TryReadTextAsync(file, "policy sign", cancellationToken) is not { } json)
         {
-            json = file == "-" ? await console.In.ReadToEndAsync(cancellationToken) : await File.ReadAllTextAsync(file, cancellationToken);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            console.Error.WriteLine($"meshbus policy sign: cannot read {file}: {e.Message}");
             return 2;
         }
 

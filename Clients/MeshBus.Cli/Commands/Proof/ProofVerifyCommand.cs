@@ -39,7 +39,7 @@ public sealed class ProofVerifyCommand : CliCommand
         }
 
         var file = args.Positionals[0];
-        var text = file == "-" ? await console.In.ReadToEndAsync(cancellationToken) : await File.ReadAllTextAsync(file, cancellationToken);
+        var text = await console.ReadTextAsync(file, cancellationToken);
         var pinned = TrustConfig.LoadDirectory(trustDir);
         EvidenceBundle bundle;
         try
