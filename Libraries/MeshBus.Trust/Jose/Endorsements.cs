@@ -169,12 +169,17 @@ public static class Endorsements
     {
         ArgumentNullException.ThrowIfNull(options);
         var signed = VerifySignature(jws, options.KeyResolver, options.Now);
-        if (!signed.IsValid)
-        {
-            return signed;
-        }
+        return signed.IsValid ? CheckClaims(signed.Value!, options) : signed;
+    }
 
-        var claims = signed.Value!;
+    /// <summary>
+    /// The checks of <see cref="Verify"/> after the signature, on claims <see cref="VerifySignature"/> already
+    /// established (a caller that verified the signature first does not verify it again).
+    /// </summary>
+    public static VerificationResult<EndorsementClaims> CheckClaims(EndorsementClaims claims, EndorsementVerificationOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(claims);
+        ArgumentNullException.ThrowIfNull(options);
         if (!string.Equals(claims.Audience, options.Audience, StringComparison.Ordinal))
         {
             return Fail(GovernanceReason.SignatureInvalid, $"endorsement audience is '{claims.Audience}', not '{options.Audience}'");

@@ -180,7 +180,8 @@ public sealed class EndorsedIntentAuthorizer(
             return GovernanceReason.MalformedInput;
         }
 
-        var verified = Endorsements.Verify(endorsed.Endorsement, new EndorsementVerificationOptions
+        // The signature was established in Origin(): only the claims are checked here.
+        var verified = Endorsements.CheckClaims(origin, new EndorsementVerificationOptions
         {
             Audience = Domain,
             KeyResolver = keys.Resolver,
