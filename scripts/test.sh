@@ -8,8 +8,9 @@
 #   ./scripts/test.sh [--fast] ARGS...     ARGS go to `dotnet test` (e.g. --filter "FullyQualifiedName~Hosting")
 #
 # A server whose variable is already set (MESH_TEST_RABBITMQ_URI, MESH_TEST_NATS_URL, MESH_TEST_POSTGRES) is used
-# as is and not started. Ports: the defaults (5672/25672/4369, 4222, 5432) when free, otherwise free random ones, so
-# servers already running on this machine are never touched. MESH_TEST_HANG_TIMEOUT (default 5m) bounds one test.
+# as is and not started. MESH_TEST_RABBITMQCTL names a rabbitmqctl for the started broker (users, vhosts). Ports:
+# the defaults (5672/25672/4369, 4222, 5432) when free, otherwise free random ones, so servers already running on
+# this machine are never touched. MESH_TEST_HANG_TIMEOUT (default 5m) bounds one test.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -87,6 +88,19 @@ rabbitmqctl_() {
   timeout 90 "${AS_RABBIT[@]}" env "${RMQ_ENV[@]}" \
     RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
     /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RMQ_NODE" "$@"
+}
+
+# tests that manage the broker (users, permissions, vhosts) call this wrapper through MESH_TEST_RABBITMQCTL
+write_rabbitmqctl_wrapper() {
+  {
+    printf '#!/usr/bin/env bash\n'
+    printf 'exec timeout 90'
+    printf ' %q' "${AS_RABBIT[@]}" env "${RMQ_ENV[@]}" \
+      "RABBITMQ_CTL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}" \
+      /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RMQ_NODE"
+    printf ' "$@"\n'
+  } > "$DIR/rabbitmqctl"
+  chmod 755 "$DIR/rabbitmqctl"
 }
 
 start_rabbit() {
@@ -281,6 +295,7 @@ else
     [ $need_pg -eq 1 ] && wait_pg
     [ $need_rmq -eq 1 ] && wait_rabbit
     [ $need_rmq -eq 1 ] && export MESH_TEST_RABBITMQ_URI="amqp://guest:guest@127.0.0.1:$RMQ_PORT/"
+    [ $need_rmq -eq 1 ] && write_rabbitmqctl_wrapper && export MESH_TEST_RABBITMQCTL="$DIR/rabbitmqctl"
     [ $need_nats -eq 1 ] && export MESH_TEST_NATS_URL="nats://127.0.0.1:$NATS_PORT"
     [ $need_pg -eq 1 ] && export MESH_TEST_POSTGRES="Host=127.0.0.1;Port=$PG_PORT;Username=postgres"
     log "servers ready in $(( $(date +%s) - t0 )) s (data in $DIR)"
