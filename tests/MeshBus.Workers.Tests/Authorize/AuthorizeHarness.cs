@@ -3,6 +3,7 @@ using MassTransit;
 using MeshBus.Contracts;
 using MeshBus.Hosting;
 using MeshBus.Ledger;
+using MeshBus.Persistence;
 using MeshBus.TestSupport;
 using MeshBus.Trust;
 using MeshBus.Trust.Crypto;
@@ -283,7 +284,7 @@ public sealed class AuthorizeHarness : IAsyncDisposable
     {
         var storage = services.GetRequiredService<IOptions<StorageOptions>>().Value;
         return storage.Provider == StorageProvider.Postgres
-            ? LineageLogs.OpenPostgresAsync(storage.ConnectionString!).GetAwaiter().GetResult()
+            ? LineageLogs.OpenPostgres(storage.ConnectionString!)
             : LineageLogs.OpenSqlite(Path.Combine(Path.GetTempPath(), "meshbus-authz-" + Guid.NewGuid().ToString("N") + ".db"));
     }
 
