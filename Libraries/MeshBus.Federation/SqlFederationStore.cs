@@ -15,6 +15,7 @@ public sealed class SqlFederationStore : IFederationStore, IAsyncDisposable
     private readonly string? _sqlite;
     private readonly SemaphoreSlim _sqliteWriter = new(1, 1);
     private readonly TimeProvider _time;
+    private Task? _schema;
 
     private SqlFederationStore(NpgsqlDataSource? postgres, string? sqlite, TimeProvider? time)
     {
@@ -35,7 +36,23 @@ public sealed class SqlFederationStore : IFederationStore, IAsyncDisposable
     private string Blob => IsPostgres ? "BYTEA" : "BLOB";
 
     /// <inheritdoc />
-    public async Task InitializeAsync(CancellationToken cancellationToken)
+    public Task InitializeAsync(CancellationToken cancellationToken) => EnsureSchemaAsync(cancellationToken);
+
+    private Task EnsureSchemaAsync(CancellationToken cancellationToken)
+    {
+        // Every operation waits for the schema once, whichever comes first (the inbound loop or a relay).
+        lock (_sqliteWriter)
+        {
+            if (_schema is null || _schema.IsFaulted || _schema.IsCanceled)
+            {
+                _schema = CreateSchemaAsync(cancellationToken);
+            }
+
+            return _schema;
+        }
+    }
+
+    private async Task CreateSchemaAsync(CancellationToken cancellationToken)
     {
         await InTransactionAsync(async (c, t) =>
         {
@@ -64,7 +81,7 @@ public sealed class SqlFederationStore : IFederationStore, IAsyncDisposable
             }
 
             return 0;
-        }, cancellationToken);
+        }, cancellationToken, schema: false);
     }
 
     /// <inheritdoc />
@@ -196,6 +213,7 @@ public sealed class SqlFederationStore : IFederationStore, IAsyncDisposable
     /// <inheritdoc />
     public async Task<string?> IntentPeerAsync(Guid intentId, CancellationToken cancellationToken)
     {
+        await EnsureSchemaAsync(cancellationToken);
         await using var c = await OpenAsync(cancellationToken);
         await using var cmd = Command(c, null, "SELECT peer FROM federation_intents WHERE intent_id = @id", ("id", intentId.ToString("D")));
         return await cmd.ExecuteScalarAsync(cancellationToken) as string;
@@ -228,6 +246,7 @@ public sealed class SqlFederationStore : IFederationStore, IAsyncDisposable
 
     private async Task<IReadOnlyList<OutboundEntry>> ReadEntriesAsync(string sql, CancellationToken ct, params (string, object)[] args)
     {
+        await EnsureSchemaAsync(ct);
         await using var c = await OpenAsync(ct);
         await using var cmd = Command(c, null, sql, args);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
@@ -246,8 +265,13 @@ public sealed class SqlFederationStore : IFederationStore, IAsyncDisposable
     private Task<int> WriteCountAsync(string sql, CancellationToken ct, params (string, object)[] args) =>
         InTransactionAsync((c, t) => ExecuteAsync(c, t, sql, ct, args), ct);
 
-    private async Task<T> InTransactionAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken ct)
+    private async Task<T> InTransactionAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken ct, bool schema = true)
     {
+        if (schema)
+        {
+            await EnsureSchemaAsync(ct);
+        }
+
         if (!IsPostgres)
         {
             // SQLite: one writer at a time in this process (its lock waits would block pool threads).
