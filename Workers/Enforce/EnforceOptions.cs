@@ -20,4 +20,10 @@ public sealed class EnforceOptions
 
     /// <summary>A heartbeat asks for a renewal once less than this fraction of the lease remains.</summary>
     public double RenewalFraction { get; set; } = 0.5;
+
+    /// <summary>
+    /// How many halt-acknowledgement deadlines a halting execution with no known lease may miss before its saga ends
+    /// <c>Expired</c> instead of repeating the halt (with a known lease, the lease's expiry ends it).
+    /// </summary>
+    public int MaxHaltRepeats { get; set; } = 10;
 }
