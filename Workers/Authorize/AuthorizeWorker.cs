@@ -5,7 +5,8 @@ using MeshBus.Trust;
 using MeshBus.Workers.Authorize.Checks;
 using MeshBus.Workers.Authorize.Consumers;
 using MeshBus.Workers.Authorize.Decisions;
-using MeshBus.Workers.Authorize.Federation;
+using MeshBus.Workers.Authorize.Paths;
+using MeshBus.Workers.Authorize.Steps;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -26,10 +27,17 @@ public sealed class AuthorizeWorker : IMeshBusWorker
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AuthorizeOptions>, AuthorizeOptionsValidator>());
         services.TryAddSingleton<ISyncState, SyncState>();
         services.TryAddSingleton<ILoadedGovernance, LoadedGovernance>();
-        services.TryAddSingleton<IntentAuthorizer>();
-        // Cross-domain: the origin's egress decision and endorsement, the target's decision on an endorsement.
+        // The decision's steps, composed by its three paths: an intent of this domain's agent (a grant, or at the origin
+        // of a cross-domain intent an endorsement), an endorsed intent from a peer, a renewal.
+        services.TryAddSingleton<IdentityStep>();
+        services.TryAddSingleton<ReplayStep>();
+        services.TryAddSingleton<FreshnessStep>();
+        services.TryAddSingleton<PolicyStep>();
+        services.TryAddSingleton<RecordThenReleaseStep>();
         services.TryAddSingleton<EgressEndorser>();
-        services.TryAddSingleton<EndorsedIntentAuthorizer>();
+        services.TryAddSingleton<LocalIntentPath>();
+        services.TryAddSingleton<EndorsedIntentPath>();
+        services.TryAddSingleton<RenewalPath>();
         // Identity and grants on the trust library; AuthorizeKeys (resolver, grant key, key set sequence) comes from the
         // domain's key directory. The policy engine registers IDecisionPolicy.
         services.TryAddSingleton<IIntentVerifier, TrustIntentVerifier>();
@@ -37,6 +45,7 @@ public sealed class AuthorizeWorker : IMeshBusWorker
         services.TryAddSingleton<PolicyStoreDecisionPolicy>();
         services.TryAddSingleton<IDecisionPolicy>(sp => sp.GetRequiredService<PolicyStoreDecisionPolicy>());
         services.TryAddSingleton<IEgressPolicy>(sp => sp.GetRequiredService<PolicyStoreDecisionPolicy>());
+        services.TryAddSingleton<IPolicyBundles>(sp => sp.GetRequiredService<PolicyStoreDecisionPolicy>());
         services.TryAddSingleton(sp =>
         {
             // Only the grant key's private half; verification keys come from the signed key set and the trust config.

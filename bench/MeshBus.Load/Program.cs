@@ -87,13 +87,13 @@ await host.StartAsync();
 try
 {
     var bus = host.Services.GetRequiredService<IBus>();
-    var policy = (PolicyStoreDecisionPolicy)host.Services.GetRequiredService<IDecisionPolicy>();
+    var policy = host.Services.GetRequiredService<IPolicyBundles>();
     var bundle = PolicyBundleSigning.Sign($$$"""
         {"format":"meshbus-policy/v1","scope":"domain","domain":"{{{domain}}}","epoch":1,
          "rules":[{"id":"allow-deploy","effect":"allow","match":{"actions":["deploy"],"resources":["k8s://**"]},
                    "condition":"'deployers' in agent.claims.groups","obligations":{"maxLeaseSeconds":300}}]}
         """, grantKey.KeyId, grantPrivate);
-    policy.Load(bundle);
+    policy.Load(bundle, PolicyScope.Domain);
     var governance = await bus.GetSendEndpoint(new Uri($"queue:{prefix}authorize-governance"));
     long beat = 0;
     using var heartbeats = new CancellationTokenSource();

@@ -8,24 +8,22 @@ using Microsoft.Extensions.Options;
 namespace MeshBus.Workers.Authorize.Consumers;
 
 /// <summary>Feeds this replica's <see cref="ISyncState"/>: every replica must see every heartbeat.</summary>
-public sealed class GovernanceStateConsumer(ISyncState sync, IDecisionPolicy policy, IEgressPolicy egress, IOptions<MeshBusOptions> mesh)
+public sealed class GovernanceStateConsumer(ISyncState sync, IPolicyBundles bundles, IOptions<MeshBusOptions> mesh)
     : IConsumer<DomainHeartbeat>, IConsumer<PolicySynced>, IConsumer<PolicyPublished>
 {
     /// <summary>Every replica loads every version of the domain, egress and federation policies (a refused bundle faults to the error queue).</summary>
     public Task Consume(ConsumeContext<PolicyPublished> context)
     {
         var m = context.Message;
-        var store = m.Scope switch
+        var owner = m.Scope switch
         {
-            PolicyScope.Domain => policy as PolicyStoreDecisionPolicy,
-            PolicyScope.Egress => egress as PolicyStoreDecisionPolicy,
-            PolicyScope.Federation => policy as PolicyStoreDecisionPolicy,
+            PolicyScope.Domain or PolicyScope.Egress => mesh.Value.Domain,
+            PolicyScope.Federation => bundles.FederationName,
             _ => null,
         };
-        var owner = m.Scope == PolicyScope.Federation ? store?.FederationName : mesh.Value.Domain;
-        if (store is not null && owner is not null && m.Domain == owner)
+        if (owner is not null && m.Domain == owner)
         {
-            store.Load(m.Bundle, m.Scope);
+            bundles.Load(m.Bundle, m.Scope);
         }
 
         return Task.CompletedTask;

@@ -3,24 +3,25 @@ using MeshBus.Contracts;
 using MeshBus.Hosting;
 using MeshBus.Trust;
 using MeshBus.Workers.Authorize.Decisions;
+using MeshBus.Workers.Authorize.Paths;
 using Microsoft.Extensions.Options;
 
 namespace MeshBus.Workers.Authorize.Consumers;
 
 /// <summary>The critical path: an intent in, one grant or denial sent to the verified agent's queue alone (and published for the saga).</summary>
-public sealed class IntentSubmittedConsumer(IntentAuthorizer authorizer) : IConsumer<IntentSubmitted>
+public sealed class IntentSubmittedConsumer(LocalIntentPath path) : IConsumer<IntentSubmitted>
 {
     /// <inheritdoc />
     public async Task Consume(ConsumeContext<IntentSubmitted> context)
     {
-        var decision = await authorizer.AuthorizeAsync(context.Message, context.GetRedeliveryCount(), context.CancellationToken);
+        var decision = await path.AuthorizeAsync(context.Message, context.GetRedeliveryCount(), context.CancellationToken);
         await SendAsync(context, decision);
     }
 
     internal static async Task SendAsync(ConsumeContext context, Decision decision)
     {
         // An endorsement is not an answer: it is for the bridge (published below), and the target's answer comes back.
-        if (decision.Message is not IntentEndorsed)
+        if (decision is not EndorsementDecision)
         {
             var endpoint = await context.GetSendEndpoint(AgentQueue.Address(decision.Agent));
             await endpoint.Send(decision.Message, decision.Message.GetType(), context.CancellationToken);

@@ -14,7 +14,7 @@ namespace MeshBus.Workers.Authorize.Decisions;
 /// arrive as <see cref="PolicyPublished"/> on this replica's instance endpoint (every replica loads every version) or
 /// from <c>Authorize:PolicyBundleFile</c> and <c>Authorize:EgressPolicyBundleFile</c> at start.
 /// </summary>
-public sealed class PolicyStoreDecisionPolicy : IDecisionPolicy, IEgressPolicy
+public sealed class PolicyStoreDecisionPolicy : IDecisionPolicy, IEgressPolicy, IPolicyBundles
 {
     private readonly PolicyStore _store = new();
     private readonly AuthorizeKeys _keys;

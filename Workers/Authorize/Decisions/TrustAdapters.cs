@@ -1,5 +1,6 @@
 using System.Text.Json;
 using MeshBus.Contracts;
+using MeshBus.Ledger.Decisions;
 using MeshBus.Trust;
 using MeshBus.Trust.Crypto;
 using Microsoft.Extensions.Options;
@@ -108,19 +109,5 @@ public sealed class TrustIntentVerifier(AuthorizeKeys keys, IOptions<AuthorizeOp
 public sealed class TrustGrantSigner(AuthorizeKeys keys) : IGrantSigner
 {
     /// <inheritdoc />
-    public string Sign(LeaseClaims c, long lineageIndex)
-    {
-        var policies = new List<PolicyVersion> { new(c.Issuer, PolicyScope.Domain, c.PolicyEpoch, c.PolicyDigest) };
-        if (c.FederationEpoch is { } fe && c.FederationDigest is { } fd)
-        {
-            policies.Add(new PolicyVersion(c.FederationName ?? c.Issuer, PolicyScope.Federation, fe, fd));
-        }
-
-        var iat = DateTimeOffset.FromUnixTimeSeconds(c.IssuedAt);
-        var claims = new GrantClaims(
-            c.Issuer, c.Subject, c.Audience, c.GrantId, c.IntentId, c.IntentDigest, c.Action, c.Resource, policies, lineageIndex, c.AgentKey,
-            iat, iat, DateTimeOffset.FromUnixTimeSeconds(c.ExpiresAt))
-        { Renewal = c.Renewal };
-        return Grants.Issue(claims, keys.GrantSigner);
-    }
+    public string Sign(LeaseClaims c, long lineageIndex) => Grants.Issue(c.ToGrantClaims(lineageIndex), keys.GrantSigner);
 }

@@ -9,6 +9,7 @@ using MeshBus.Ledger.Merkle;
 using MeshBus.TestSupport;
 using MeshBus.Trust;
 using MeshBus.Trust.Crypto;
+using MeshBus.Ledger.Decisions;
 using MeshBus.Workers.Authorize.Decisions;
 using Microsoft.Extensions.DependencyInjection;
 using Xunit;

@@ -4,6 +4,7 @@ using MeshBus.Contracts;
 using MeshBus.Ledger;
 using MeshBus.TestSupport;
 using MeshBus.Trust;
+using MeshBus.Ledger.Decisions;
 using MeshBus.Workers.Authorize.Decisions;
 using Microsoft.Extensions.DependencyInjection;
 using Xunit;

@@ -1,10 +1,14 @@
 using MassTransit;
 using MeshBus.Contracts;
+using MeshBus.Hosting;
 using MeshBus.Policy.Bundles;
 using MeshBus.Trust;
 using MeshBus.Trust.Crypto;
+using MeshBus.Workers.Authorize;
+using MeshBus.Workers.Authorize.Consumers;
 using MeshBus.Workers.Authorize.Decisions;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Xunit;
 
 namespace MeshBus.Workers.Tests.Authorize;
@@ -233,7 +237,16 @@ public sealed class CrossDomainHarness : IAsyncDisposable
         Origin.Recorder.PublishedOf<IntentEndorsed>().Where(e => e.IntentId == intentId).ToList();
 
     /// <summary>Hands an endorsement to the target, as the bridge will.</summary>
-    public Task HandOverAsync(IntentEndorsed endorsed) => Target.Bus.Publish(endorsed);
+    public Task HandOverAsync(IntentEndorsed endorsed) => SendToEndorsementsAsync(Target, endorsed);
+
+    /// <summary>Sends an endorsement to <paramref name="on"/>'s endorsement queue, as the bridge delivers one.</summary>
+    public static async Task SendToEndorsementsAsync(AuthorizeHarness on, IntentEndorsed endorsed)
+    {
+        var address = IntentEndorsedConsumerDefinition.Address(
+            on.Services.GetRequiredService<IOptions<AuthorizeOptions>>().Value, on.Services.GetService<MeshBusEndpointNameFormatter>());
+        var endpoint = await on.Bus.GetSendEndpoint(address);
+        await endpoint.Send(endorsed);
+    }
 
     /// <summary>The grants and denials the target published for an intent (its answers travel back over the bridge).</summary>
     public IReadOnlyList<object> TargetAnswers(Guid intentId) =>

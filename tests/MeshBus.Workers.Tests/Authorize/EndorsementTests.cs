@@ -1,5 +1,6 @@
 using MeshBus.Contracts;
 using MeshBus.Trust;
+using MeshBus.Ledger.Decisions;
 using MeshBus.Workers.Authorize.Decisions;
 using Microsoft.Extensions.DependencyInjection;
 using Xunit;
@@ -563,18 +564,26 @@ public sealed class EndorsementTests
     }
 
     [Fact]
-    public async Task Target_ignores_an_endorsement_addressed_elsewhere_as_the_outbound_copy()
+    public async Task Origin_does_not_consume_its_own_outbound_endorsement_and_refuses_a_misaddressed_one()
     {
         var (x, agent) = await ReadyAsync();
         await using var _ = x;
         var intent = agent.Intent(Now(x.Origin), target: T);
+        var outbound = await EndorseAsync(x, intent);
 
-        await EndorseAsync(x, intent);
+        // Positive signal that O's endorsement endpoint had its chance: a copy sent to it afterwards (as a misrouting
+        // bridge would; another id, to tell them apart) is taken, and refused to the error queue (addressed to T, nobody
+        // here to answer).
+        var probe = outbound with { IntentId = Guid.NewGuid() };
+        await CrossDomainHarness.SendToEndorsementsAsync(x.Origin, probe);
+        await x.Origin.EventuallyAsync(
+            () => x.Origin.Recorder.ConsumedOf<IntentEndorsed>().Any(c => c.Message.IntentId == probe.IntentId && c.Fault is not null), "misaddressed endorsement refused at O");
+        Assert.Contains("addressed to " + T, x.Origin.Recorder.ConsumedOf<IntentEndorsed>().First(c => c.Fault is not null).Fault!.Message, StringComparison.Ordinal);
 
-        // O's own Authorize took its outbound endorsement off its bus without deciding or faulting.
-        await x.Origin.EventuallyAsync(() => x.Origin.Recorder.ConsumedOf<IntentEndorsed>().Any(), "outbound IntentEndorsed consumed at O");
-        Assert.All(x.Origin.Recorder.ConsumedOf<IntentEndorsed>(), c => Assert.Null(c.Fault));
+        // The published outbound copy never reached O's Authorize, and nothing was decided on it.
+        Assert.DoesNotContain(x.Origin.Recorder.ConsumedOf<IntentEndorsed>(), c => c.Message.IntentId == intent.IntentId);
         Assert.Empty(x.Origin.Recorder.PublishedOf<GrantIssued>());
+        Assert.Empty(x.Origin.Recorder.PublishedOf<GrantDenied>());
     }
 
     /// <summary>
