@@ -119,7 +119,11 @@ public static class MeshBusServiceCollectionExtensions
         });
 
         AddTelemetry(services, workers);
-        services.AddHealthChecks().AddCheck<StorageHealthCheck>("storage", tags: ["ready"]);
+        services.TryAddSingleton<WorkerReadiness>();
+        services.AddHealthChecks()
+            .AddCheck<StorageHealthCheck>("storage", tags: ["ready"])
+            .AddCheck<WorkerReadinessHealthCheck>("worker", tags: ["ready"]);
+        services.AddHostedService<ReadinessStartReport>();
         services.AddHostedService<HealthEndpointService>();
         return services;
     }

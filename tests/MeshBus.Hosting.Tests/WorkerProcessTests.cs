@@ -148,6 +148,38 @@ public sealed class WorkerProcessTests
         Assert.DoesNotContain("Unhandled exception", worker.Output, StringComparison.Ordinal);
     }
 
+    // A worker that cannot do its job answers 503 naming why, and says it in its log at start.
+    [Theory(Timeout = 120_000)]
+    [InlineData("Authorize", "keys", null)]
+    [InlineData("Sync", "policy", "unsigned")]
+    public async Task A_worker_without_keys_or_with_a_refused_policy_is_not_ready_and_says_why(string workerName, string need, string? policy)
+    {
+        var data = TestPaths.TempDirectory();
+        var environment = new Dictionary<string, string>
+        {
+            ["MeshBus__Domain"] = "acme.example/ready",
+            ["MeshBus__DataDirectory"] = data,
+            ["MeshBus__KeyDirectory"] = Path.Combine(data, "no-keys-here"),
+            ["Health__Urls"] = $"http://127.0.0.1:{TestPaths.FreePort()}",
+        };
+        if (policy is not null)
+        {
+            var file = Path.Combine(data, "policy.json");
+            await File.WriteAllTextAsync(file, """{"format":"meshbus-policy/v1","scope":"domain","domain":"acme.example/ready","epoch":1,"rules":[]}""");
+            environment["Sync__PolicyBundleFile"] = file;
+        }
+
+        using var worker = new WorkerProcess(environment, workerName);
+        Assert.True(await worker.WaitForOutputAsync("Not ready: ", TimeSpan.FromSeconds(60)), worker.Output);
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        using var response = await http.GetAsync(environment["Health__Urls"] + "/health/ready");
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Contains(need, body, StringComparison.Ordinal);
+        Assert.Contains(need, worker.Output, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("Application started")]
     [InlineData("Bus started")]
