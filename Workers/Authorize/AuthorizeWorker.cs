@@ -54,6 +54,7 @@ public sealed class AuthorizeWorker : IMeshBusWorker
             var now = sp.GetRequiredService<TimeProvider>().GetUtcNow();
             return new AuthorizeKeys(domainKeys.LoadTrust(), domainKeys.Signer(KeyUsage.Grant, now), domainKeys.KeySet.Sequence);
         });
+        services.AddHealthChecks().AddCheck<GrantKeyHealthCheck>("keys", tags: ["ready"]);
         // Quarantine and nonces share one bounded pool; the lineage log has its own (Authorize:DatabasePoolSize each).
         services.TryAddSingleton(sp => new AuthorizeDatabase(
             sp.GetRequiredService<IOptions<StorageOptions>>().Value, sp.GetRequiredService<IOptions<AuthorizeOptions>>().Value, DataDirectory(sp)));

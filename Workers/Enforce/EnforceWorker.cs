@@ -5,6 +5,8 @@ using MeshBus.Workers.Enforce.Halts;
 using MeshBus.Workers.Enforce.Lifecycle;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace MeshBus.Workers.Enforce;
 
@@ -44,7 +46,8 @@ public sealed class EnforceWorker : IMeshBusWorker
     /// <inheritdoc />
     public void ConfigureServices(IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<EnforceOptions>().BindConfiguration(EnforceOptions.Section);
+        services.AddOptions<EnforceOptions>().BindConfiguration(EnforceOptions.Section).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<EnforceOptions>, EnforceOptionsValidator>());
         _store ??= StoreFrom(configuration);
     }
 
