@@ -207,9 +207,6 @@ public sealed class AuthorizeHarness : IAsyncDisposable
 
     public ILineageLog Lineage => _provider.GetRequiredService<ILineageLog>();
 
-    /// <summary>The worker's services.</summary>
-    public IServiceProvider Services => _provider;
-
     public static async Task<AuthorizeHarness> StartAsync(
         TestDomainKeys? keys = null,
         Action<IServiceCollection>? configure = null,
