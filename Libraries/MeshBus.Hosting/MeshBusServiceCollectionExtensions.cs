@@ -40,7 +40,8 @@ public static class MeshBusServiceCollectionExtensions
         services.AddOptions<MeshBusOptions>().BindConfiguration(MeshBusOptions.Section).ValidateOnStart();
         services.AddOptions<RabbitMqTransportOptions>().BindConfiguration(RabbitMqTransportOptions.Section).ValidateOnStart();
         services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section).ValidateOnStart();
-        services.AddOptions<HealthOptions>().BindConfiguration(HealthOptions.Section);
+        services.AddOptions<HealthOptions>().BindConfiguration(HealthOptions.Section).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HealthOptions>, HealthOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MeshBusOptions>, MeshBusOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RabbitMqTransportOptions>, RabbitMqOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<StorageOptions>, StorageOptionsValidator>());
@@ -119,7 +120,11 @@ public static class MeshBusServiceCollectionExtensions
         });
 
         AddTelemetry(services, workers);
-        services.AddHealthChecks().AddCheck<StorageHealthCheck>("storage", tags: ["ready"]);
+        services.TryAddSingleton<WorkerReadiness>();
+        services.AddHealthChecks()
+            .AddCheck<StorageHealthCheck>("storage", tags: ["ready"])
+            .AddCheck<WorkerReadinessHealthCheck>("worker", tags: ["ready"]);
+        services.AddHostedService<ReadinessStartReport>();
         services.AddHostedService<HealthEndpointService>();
         return services;
     }

@@ -57,6 +57,7 @@ public sealed class AuthorizeWorker : IMeshBusWorker
             var now = sp.GetRequiredService<TimeProvider>().GetUtcNow();
             return new AuthorizeKeys(domainKeys.LoadTrust(), domainKeys.Signer(KeyUsage.Grant, now), domainKeys.KeySet.Sequence);
         });
+        services.AddHealthChecks().AddCheck<GrantKeyHealthCheck>("keys", tags: ["ready"]);
         // Quarantine and nonces: the worker's own tables, in the storage of the process (Hosting's MeshBusStorage: the
         // shared bounded pool, or authorize.db). The lineage log comes from the same setup (AddMeshBus).
         services.TryAddSingleton<IQuarantineState>(sp =>

@@ -5,6 +5,8 @@ using MeshBus.Workers.Enforce.Halts;
 using MeshBus.Workers.Enforce.Lifecycle;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace MeshBus.Workers.Enforce;
 
@@ -30,7 +32,8 @@ public sealed class EnforceWorker : IMeshBusWorker
     /// <inheritdoc />
     public void ConfigureServices(IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<EnforceOptions>().BindConfiguration(EnforceOptions.Section);
+        services.AddOptions<EnforceOptions>().BindConfiguration(EnforceOptions.Section).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<EnforceOptions>, EnforceOptionsValidator>());
         // The saga repository is configured while services are added, so its store is read from configuration here;
         // the setup itself (engine, file, database) is the hosting's one (MeshBusStorage).
         _store ??= MeshBusStorage.SqlStore(configuration, "enforce.db");

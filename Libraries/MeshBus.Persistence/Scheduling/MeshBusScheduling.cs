@@ -36,6 +36,7 @@ public static class MeshBusScheduling
         configure?.Invoke(options);
         options.Validate();
         services.AddSingleton(options);
+        services.AddSingleton<ScheduledSendsInFlight>();
         services.AddQuartz(q =>
         {
             q.ConfigureScheduler(s =>
