@@ -52,8 +52,9 @@ public sealed class AuthorizeWorker : IMeshBusWorker
             var domainKeys = sp.GetService<DomainKeys>()
                 ?? DomainKeys.Load(sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.ResolvedKeyDirectory, KeyUsage.Grant);
             var now = sp.GetRequiredService<TimeProvider>().GetUtcNow();
-            return new AuthorizeKeys(domainKeys.LoadTrust(), domainKeys.Signer(KeyUsage.Grant, now), domainKeys.KeySet.Sequence);
+            return new AuthorizeKeys(domainKeys.LoadTrust(), domainKeys.Signer(KeyUsage.Grant, now), domainKeys.KeySet.Sequence) { OwnRoot = domainKeys.Root };
         });
+        services.TryAddSingleton(sp => sp.GetRequiredService<AuthorizeKeys>().GovernanceVerifier());
         // Quarantine and nonces share one bounded pool; the lineage log has its own (Authorize:DatabasePoolSize each).
         services.TryAddSingleton(sp => new AuthorizeDatabase(
             sp.GetRequiredService<IOptions<StorageOptions>>().Value, sp.GetRequiredService<IOptions<AuthorizeOptions>>().Value, DataDirectory(sp)));

@@ -1,10 +1,13 @@
 using MassTransit;
 using MeshBus.Hosting;
 using MeshBus.Persistence;
+using MeshBus.Trust;
 using MeshBus.Workers.Enforce.Halts;
 using MeshBus.Workers.Enforce.Lifecycle;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace MeshBus.Workers.Enforce;
 
@@ -45,6 +48,9 @@ public sealed class EnforceWorker : IMeshBusWorker
     public void ConfigureServices(IServiceCollection services, IConfiguration configuration)
     {
         services.AddOptions<EnforceOptions>().BindConfiguration(EnforceOptions.Section);
+        // Quarantines carry authority: signed with the domain's envelope key (loaded when the first one is made).
+        services.TryAddSingleton(sp => GovernanceSigner.FromDirectory(
+            sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.ResolvedKeyDirectory, sp.GetRequiredService<TimeProvider>()));
         _store ??= StoreFrom(configuration);
     }
 

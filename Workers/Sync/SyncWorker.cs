@@ -1,8 +1,10 @@
 using MassTransit;
 using MeshBus.Hosting;
+using MeshBus.Trust;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace MeshBus.Workers.Sync;
 
@@ -20,6 +22,8 @@ public sealed class SyncWorker : IMeshBusWorker
     {
         services.AddOptions<SyncOptions>().BindConfiguration(SyncOptions.Section);
         services.TryAddSingleton<IAppliedGovernance, AppliedGovernance>();
+        services.TryAddSingleton(sp => GovernanceSigner.FromDirectory(
+            sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.ResolvedKeyDirectory, sp.GetRequiredService<TimeProvider>()));
         services.AddHostedService<PolicyDistributor>();
         services.AddHostedService<DomainHeartbeatPublisher>();
     }

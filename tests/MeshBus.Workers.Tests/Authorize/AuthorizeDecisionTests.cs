@@ -287,7 +287,7 @@ public abstract class AuthorizeDecisionTestsBase
         await using var h = await StartAsync();
         var agent = new TestAgent(h.Keys);
         await h.HeartbeatAsync();
-        await h.Bus.Publish(new PolicySynced(TestDomainKeys.Domain, TestDomainKeys.Domain, PolicyScope.Domain, 8, "sha256:bb", Now(h)));
+        await h.Bus.Publish(h.Keys.Governance.Sign(new PolicySynced(TestDomainKeys.Domain, TestDomainKeys.Domain, PolicyScope.Domain, 8, "sha256:bb", Now(h))));
         await h.EventuallyAsync(() => h.Recorder.ConsumedOf<PolicySynced>().Any(), "PolicySynced");
         var intent = agent.Intent(Now(h).AddSeconds(-25));
 
@@ -392,7 +392,8 @@ public abstract class AuthorizeDecisionTestsBase
         await using var h = await StartAsync();
         var agent = new TestAgent(h.Keys);
         await h.HeartbeatAsync();
-        await h.Bus.Publish(new AgentQuarantined(TestDomainKeys.Domain, agent.Subject, GovernanceReason.HaltNotAcknowledged, "halt not acknowledged", null, Now(h)));
+        var quarantinedAt = Now(h);
+        await h.Bus.Publish(h.Keys.Governance.Sign(new AgentQuarantined(TestDomainKeys.Domain, agent.Subject, GovernanceReason.HaltNotAcknowledged, "halt not acknowledged", null, quarantinedAt)));
         await h.EventuallyAsync(() => h.Recorder.ConsumedOf<AgentQuarantined>().Any(), "AgentQuarantined");
         var intent = agent.Intent(Now(h));
 
@@ -400,7 +401,8 @@ public abstract class AuthorizeDecisionTestsBase
         await h.DeniedAsync(intent.IntentId, GovernanceReason.Quarantined);
 
         h.Time.Advance(TimeSpan.FromSeconds(1));
-        await h.Bus.Publish(new AgentReleased(TestDomainKeys.Domain, agent.Subject, "operator", Now(h)));
+        var release = new AgentReleased(TestDomainKeys.Domain, agent.Subject, "operator", Now(h)) { QuarantinedAt = quarantinedAt };
+        await h.Bus.Publish(release with { Signature = GovernanceSignatures.SignAsRoot(release, h.Keys.Root) });
         await h.EventuallyAsync(() => h.Recorder.ConsumedOf<AgentReleased>().Any(), "AgentReleased");
         var next = agent.Intent(Now(h));
         await h.SubmitAsync(next);

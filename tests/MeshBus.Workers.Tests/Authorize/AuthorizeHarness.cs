@@ -48,7 +48,10 @@ public sealed class TestDomainKeys
 
     public TrustConfig Trust { get; }
 
-    public AuthorizeKeys AuthorizeKeys => new(Trust, Signers[KeyUsage.Grant], KeySet.Sequence);
+    public AuthorizeKeys AuthorizeKeys => new(Trust, Signers[KeyUsage.Grant], KeySet.Sequence) { OwnRoot = Root.VerifierKey };
+
+    /// <summary>Signs governance statements as the domain's Sync and Enforce do (the envelope key).</summary>
+    public GovernanceSigner Governance => new(() => Signers[KeyUsage.Envelope]);
 }
 
 /// <summary>An agent with its own key and a credential from the test domain.</summary>
@@ -291,8 +294,8 @@ public sealed class AuthorizeHarness : IAsyncDisposable
     public async Task HeartbeatAsync(long? keySetSequence = null, long? policyEpoch = null, DateTimeOffset? sentAt = null)
     {
         var sequence = Interlocked.Increment(ref _heartbeats);
-        await Bus.Publish(new DomainHeartbeat(TestDomainKeys.Domain, sequence, sentAt ?? Time.GetUtcNow(),
-            keySetSequence ?? Keys.KeySet.Sequence, policyEpoch ?? Policy.LoadedEpoch, 0, ""));
+        await Bus.Publish(Keys.Governance.Sign(new DomainHeartbeat(TestDomainKeys.Domain, sequence, sentAt ?? Time.GetUtcNow(),
+            keySetSequence ?? Keys.KeySet.Sequence, policyEpoch ?? Policy.LoadedEpoch, 0, "")));
         await EventuallyAsync(() => Recorder.ConsumedOf<DomainHeartbeat>().Any(m => m.Message.Sequence == sequence), "heartbeat consumed");
     }
 

@@ -506,7 +506,8 @@ public sealed class EndorsementTests
     {
         var (x, agent) = await ReadyAsync();
         await using var _ = x;
-        await x.Target.Bus.Publish(new AgentQuarantined(T, agent.Subject, GovernanceReason.HaltNotAcknowledged, "halt not acknowledged", null, Now(x.Target)));
+        await x.Target.Bus.Publish(new GovernanceSigner(() => x.TargetDomainKeys.Signers[KeyUsage.Envelope]).Sign(
+            new AgentQuarantined(T, agent.Subject, GovernanceReason.HaltNotAcknowledged, "halt not acknowledged", null, Now(x.Target))));
         await x.Target.EventuallyAsync(() => x.Target.Recorder.ConsumedOf<AgentQuarantined>().Any(), "AgentQuarantined");
         var intent = agent.Intent(Now(x.Origin), target: T);
 
