@@ -111,6 +111,48 @@ public sealed class GovernanceStatementTests
         Assert.IsType<GrantIssued>(await h.AnswerAsync(intent.IntentId));
     }
 
+    [Theory(Timeout = 120_000)]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task Three_sync_replicas_heartbeat_interchangeably_so_stopping_any_one_keeps_the_domain_fresh(int stopped)
+    {
+        await using var h = await StartAsync();
+        var agent = new TestAgent(h.Keys);
+        var applied = new MeshBus.Workers.Sync.AppliedGovernance(h.Keys.KeySet.Sequence);
+        applied.Apply(PolicyScope.Domain, h.Policy.LoadedEpoch, "sha256:00");
+        // Three Sync replicas of the domain, as three processes would run them (each with its own sequence state).
+        var replicas = Enumerable.Range(0, 3).Select(_ => new MeshBus.Workers.Sync.DomainHeartbeatPublisher(
+            h.Bus, applied, h.Keys.Governance,
+            Microsoft.Extensions.Options.Options.Create(new MeshBusOptions { Domain = TestDomainKeys.Domain }),
+            Microsoft.Extensions.Options.Options.Create(new MeshBus.Workers.Sync.SyncOptions()),
+            h.Time, Microsoft.Extensions.Logging.Abstractions.NullLogger<MeshBus.Workers.Sync.DomainHeartbeatPublisher>.Instance)).ToList();
+        foreach (var (replica, i) in replicas.Select((r, i) => (r, i)))
+        {
+            // Started one after the other; the later ones beat more often before the stop.
+            for (var beat = 0; beat <= i * 3; beat++)
+            {
+                await replica.PublishAsync(CancellationToken.None);
+            }
+        }
+
+        await h.EventuallyAsync(() => h.Recorder.ConsumedOf<DomainHeartbeat>().Count() == 1 + 4 + 7, "the replicas' heartbeats");
+
+        // One replica stops; the bound passes for anything it sent; the other two keep beating.
+        h.Time.Advance(TimeSpan.FromSeconds(45));
+        foreach (var replica in replicas.Where((_, i) => i != stopped))
+        {
+            await replica.PublishAsync(CancellationToken.None);
+        }
+
+        await h.EventuallyAsync(() => h.Recorder.ConsumedOf<DomainHeartbeat>().Count() == 14, "the remaining replicas' heartbeats");
+        var intent = agent.Intent(Now(h));
+        await h.SubmitAsync(intent);
+
+        Assert.IsType<GrantIssued>(await h.AnswerAsync(intent.IntentId));
+        Assert.All(h.Recorder.ConsumedOf<DomainHeartbeat>(), c => Assert.Null(c.Fault));
+    }
+
     [Fact(Timeout = 60_000)]
     public async Task An_unsigned_policy_acknowledgement_is_refused()
     {
