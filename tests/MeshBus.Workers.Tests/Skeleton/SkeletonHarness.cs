@@ -80,7 +80,7 @@ internal sealed class SkeletonHarness : IAsyncDisposable
         services.AddSingleton<TimeProvider>(clock);
         services.AddSingleton(keys);
         services.AddSingleton<StandInAuthorizer>();
-        var store = new SqlStoreOptions { Provider = SqlProvider.Sqlite, ConnectionString = $"Data Source={Path.Combine(dir, "enforce.db")}" };
+        var store = new SqlStoreOptions { Provider = StorageProvider.Sqlite, ConnectionString = $"Data Source={Path.Combine(dir, "enforce.db")}" };
         services.AddMeshBus(configuration, [new EnforceWorker(store), new LineageWorker()], x => x.AddConsumer<StandInAuthorizerConsumer>());
         // Every receive endpoint is consuming before a test publishes: otherwise, on a loaded machine, an intent could be
         // published before the stand-in's endpoint started and no decision would come (seen once in CI as a 20 s timeout).
