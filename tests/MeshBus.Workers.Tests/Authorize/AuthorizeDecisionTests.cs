@@ -217,6 +217,21 @@ public abstract class AuthorizeDecisionTestsBase
     }
 
     [Fact]
+    public async Task Intent_dated_in_the_future_beyond_the_skew_is_denied()
+    {
+        await using var h = await StartAsync();
+        var agent = new TestAgent(h.Keys);
+        await h.HeartbeatAsync();
+        var intent = agent.Intent(Now(h).AddMinutes(5));
+
+        await h.SubmitAsync(intent);
+
+        var denied = await h.DeniedAsync(intent.IntentId, GovernanceReason.MalformedInput);
+        Assert.Contains("in the future", denied.Detail, StringComparison.Ordinal);
+        Assert.Empty(h.Recorder.SentOf<GrantIssued>());
+    }
+
+    [Fact]
     public async Task Grant_is_denied_when_domain_sync_is_stale_past_the_bound()
     {
         await using var h = await StartAsync();

@@ -262,6 +262,8 @@ public sealed class AuthorizeHarness : IAsyncDisposable
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(configuration);
         services.AddLogging();
+        // The hosting's start report waits on the host's lifetime; this harness is a bare service provider.
+        services.AddSingleton<Microsoft.Extensions.Hosting.IHostApplicationLifetime, Microsoft.Extensions.Hosting.Internal.ApplicationLifetime>();
         services.AddSingleton<TimeProvider>(time);
         services.AddSingleton(keys.AuthorizeKeys);
         services.AddSingleton<IDecisionPolicy>(policy);
