@@ -1,6 +1,6 @@
 using MassTransit;
+using MeshBus.Contracts;
 using MeshBus.Federation;
-using MeshBus.Trust;
 
 namespace MeshBus.Workers.Sync.Bridge;
 
