@@ -1,5 +1,6 @@
 using MassTransit;
 using MeshBus.Hosting;
+using MeshBus.Trust;
 using MeshBus.Workers.Sync.Bridge;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -28,6 +29,8 @@ public sealed class SyncWorker : IMeshBusWorker
         services.AddOptions<SyncOptions>().BindConfiguration(SyncOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<SyncOptions>, SyncOptionsValidator>());
         services.TryAddSingleton<IAppliedGovernance, AppliedGovernance>();
+        services.TryAddSingleton(sp => GovernanceSigner.FromDirectory(
+            sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.ResolvedKeyDirectory, sp.GetRequiredService<TimeProvider>()));
         services.AddHostedService<PolicyDistributor>();
         services.AddHostedService<DomainHeartbeatPublisher>();
         _bridgeEnabled = BridgeOptions.Enabled(configuration);

@@ -76,6 +76,8 @@ internal sealed class SkeletonHarness : IAsyncDisposable
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(config).Build();
         var services = new ServiceCollection();
         services.AddLogging();
+        // The hosting's start report waits on the host's lifetime; this harness is a bare service provider.
+        services.AddSingleton<Microsoft.Extensions.Hosting.IHostApplicationLifetime, Microsoft.Extensions.Hosting.Internal.ApplicationLifetime>();
         services.AddSingleton<IConfiguration>(configuration);
         services.AddSingleton<TimeProvider>(clock);
         services.AddSingleton(keys);
