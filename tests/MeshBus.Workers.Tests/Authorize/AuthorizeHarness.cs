@@ -189,9 +189,6 @@ public sealed class AuthorizeHarness : IAsyncDisposable
 
     public IBus Bus { get; }
 
-    /// <summary>The harness's container (services a test inspects, e.g. a hosted bridge).</summary>
-    public IServiceProvider Services => _provider;
-
     public BusRecorder Recorder { get; } = new();
 
     public TestDomainKeys Keys { get; }
