@@ -1,7 +1,7 @@
 using MeshBus.Contracts;
 using MeshBus.Federation;
-using MeshBus.Trust;
 using MeshBus.Ledger.Decisions;
+using MeshBus.Trust;
 using MeshBus.Workers.Sync.Bridge;
 using MeshBus.Workers.Tests.Authorize;
 using Microsoft.Extensions.DependencyInjection;
