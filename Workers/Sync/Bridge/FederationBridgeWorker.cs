@@ -1,6 +1,7 @@
 using MassTransit;
 using MeshBus.Federation;
 using MeshBus.Hosting;
+using MeshBus.Persistence;
 using MeshBus.Trust;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -44,16 +45,12 @@ public sealed class FederationBridgeWorker : IMeshBusWorker
         });
         services.TryAddSingleton<IFederationStore>(sp =>
         {
-            var storage = sp.GetRequiredService<IOptions<StorageOptions>>().Value;
+            // The process's storage setup (Hosting): the bounded pool's connection string, or federation.db.
+            var storage = sp.GetRequiredService<MeshBusStorage>();
             var time = sp.GetRequiredService<TimeProvider>();
-            if (storage.Provider == StorageProvider.Postgres)
-            {
-                return SqlFederationStore.Postgres(storage.ConnectionString!, time);
-            }
-
-            var dir = sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.DataDirectory;
-            Directory.CreateDirectory(dir);
-            return SqlFederationStore.Sqlite(Path.Combine(dir, "federation.db"), time);
+            return storage.Provider == StorageProvider.Postgres
+                ? SqlFederationStore.Postgres(storage.BoundedConnectionString, time)
+                : SqlFederationStore.Sqlite(storage.SqlitePath("federation.db"), time);
         });
         services.TryAddSingleton<IFederationLink>(sp =>
         {

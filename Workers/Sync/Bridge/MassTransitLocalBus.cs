@@ -2,7 +2,6 @@ using MassTransit;
 using MeshBus.Contracts;
 using MeshBus.Federation;
 using MeshBus.Hosting;
-using MeshBus.Trust;
 using Microsoft.Extensions.Options;
 
 namespace MeshBus.Workers.Sync.Bridge;

@@ -31,7 +31,9 @@ public sealed class EnvelopeCheckTests
         string subjectTo = T)
     {
         var sequence = Interlocked.Increment(ref _sequence);
-        var heartbeat = new DomainHeartbeat(producer ?? from, sequence, x.Target.Time.GetUtcNow(), 1, 7, 3, "");
+        // Signed by the origin's envelope key as its Sync signs heartbeats (the bridge's envelope is a second signature).
+        var heartbeat = new GovernanceSigner(() => x.OriginDomain.Signers[KeyUsage.Envelope]).Sign(
+            new DomainHeartbeat(producer ?? from, sequence, x.Target.Time.GetUtcNow(), 1, 7, 3, ""));
         var issued = issuedAt ?? x.Target.Time.GetUtcNow();
         var envelope = new Envelope(from, to, sequence, Guid.NewGuid(), nameof(DomainHeartbeat), issued, issued + (ttl ?? TimeSpan.FromSeconds(30)),
             JsonSerializer.SerializeToUtf8Bytes(heartbeat, FederationBridge.PayloadJson));
