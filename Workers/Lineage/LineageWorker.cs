@@ -34,7 +34,13 @@ public sealed class LineageWorker : IMeshBusWorker
         });
 
     /// <inheritdoc />
-    public void ConfigureServices(IServiceCollection services, IConfiguration configuration) => AddLineageLog(services);
+    public void ConfigureServices(IServiceCollection services, IConfiguration configuration)
+    {
+        AddLineageLog(services);
+        services.AddOptions<LineageOptions>().BindConfiguration(LineageOptions.Section).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LineageOptions>, LineageOptionsValidator>());
+        services.AddHostedService<LineageCheckpointer>();
+    }
 
     /// <inheritdoc />
     public void ConfigureBus(IBusRegistrationConfigurator bus) =>
