@@ -1,4 +1,5 @@
 using System.Reflection;
+using MeshBus.Persistence;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;

@@ -46,6 +46,7 @@ public static class MeshBusServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RabbitMqTransportOptions>, RabbitMqOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<StorageOptions>, StorageOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
+        services.AddMeshBusStorage();
 
         foreach (var worker in workers)
         {
@@ -66,7 +67,7 @@ public static class MeshBusServiceCollectionExtensions
             {
                 // Clustered on PostgreSQL: replicas share one schedule and recover a dead node's triggers.
                 // SQLite is one process's file: each worker process keeps its own, so two never fire one trigger.
-                var store = MeshBusStorage.SqlStore(meshBus, storage, "scheduler-" + string.Join('+', workers.Select(w => w.Name)) + ".db");
+                var store = MeshBusStorage.SqlStore(configuration, "scheduler-" + string.Join('+', workers.Select(w => w.Name)) + ".db");
                 services.AddMeshBusQuartz(store, clustered: storage.Provider == StorageProvider.Postgres, o =>
                 {
                     o.SchedulerName = "meshbus-" + (string.IsNullOrWhiteSpace(meshBus.Domain) ? "unnamed" : meshBus.Domain.Replace('/', '.'));

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using MeshBus.Persistence;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
@@ -64,10 +65,23 @@ internal sealed class RabbitMqOptionsValidator(IConfiguration configuration) : I
 
 internal sealed class StorageOptionsValidator : IValidateOptions<StorageOptions>
 {
-    public ValidateOptionsResult Validate(string? name, StorageOptions options) =>
-        options.Provider == StorageProvider.Postgres && string.IsNullOrWhiteSpace(options.ConnectionString)
-            ? ValidateOptionsResult.Fail("Storage:ConnectionString is required with Storage:Provider=Postgres (environment variable Storage__ConnectionString)")
-            : ValidateOptionsResult.Success;
+    public ValidateOptionsResult Validate(string? name, StorageOptions options)
+    {
+        var errors = new List<string>();
+        if (options.Provider == StorageProvider.Postgres && string.IsNullOrWhiteSpace(options.ConnectionString))
+        {
+            errors.Add("Storage:ConnectionString is required with Storage:Provider=Postgres (environment variable Storage__ConnectionString)");
+        }
+
+        if (options.PoolSize < 1)
+        {
+            // Npgsql's default of 100 per pool would let two replicas at full concurrency exhaust a default server's
+            // max_connections; zero would open none.
+            errors.Add($"Storage:PoolSize must be at least 1, got {options.PoolSize} (environment variable Storage__PoolSize)");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
 }
 
 internal sealed class HealthOptionsValidator : IValidateOptions<HealthOptions>

@@ -1,6 +1,6 @@
 using MassTransit;
 using MeshBus.Hosting;
-using MeshBus.Ledger;
+using MeshBus.Persistence;
 using MeshBus.Trust;
 using MeshBus.Workers.Authorize.Checks;
 using MeshBus.Workers.Authorize.Consumers;
@@ -17,6 +17,9 @@ namespace MeshBus.Workers.Authorize;
 /// <summary>The authorize worker's composition: its services and its consumers.</summary>
 public sealed class AuthorizeWorker : IMeshBusWorker
 {
+    /// <summary>The SQLite file of the worker's own tables when embedded.</summary>
+    public const string SqliteFile = "authorize.db";
+
     /// <inheritdoc />
     public string Name => "authorize";
 
@@ -55,31 +58,23 @@ public sealed class AuthorizeWorker : IMeshBusWorker
             return new AuthorizeKeys(domainKeys.LoadTrust(), domainKeys.Signer(KeyUsage.Grant, now), domainKeys.KeySet.Sequence);
         });
         services.AddHealthChecks().AddCheck<GrantKeyHealthCheck>("keys", tags: ["ready"]);
-        // Quarantine and nonces share one bounded pool; the lineage log has its own (Authorize:DatabasePoolSize each).
-        services.TryAddSingleton(sp => new AuthorizeDatabase(
-            sp.GetRequiredService<IOptions<StorageOptions>>().Value, sp.GetRequiredService<IOptions<AuthorizeOptions>>().Value, DataDirectory(sp)));
+        // Quarantine and nonces: the worker's own tables, in the storage of the process (Hosting's MeshBusStorage: the
+        // shared bounded pool, or authorize.db). The lineage log comes from the same setup (AddMeshBus).
         services.TryAddSingleton<IQuarantineState>(sp =>
         {
-            var db = sp.GetRequiredService<AuthorizeDatabase>();
-            return db.Postgres is { } pg ? new PostgresQuarantineState(pg) : new SqliteQuarantineState(db.SqlitePath);
+            var storage = sp.GetRequiredService<MeshBusStorage>();
+            return storage.Provider == StorageProvider.Postgres
+                ? new PostgresQuarantineState(storage.Postgres)
+                : new SqliteQuarantineState(storage.SqlitePath(SqliteFile));
         });
         services.TryAddSingleton<INonceStore>(sp =>
         {
-            var db = sp.GetRequiredService<AuthorizeDatabase>();
-            return db.Postgres is { } pg ? new PostgresNonceStore(pg) : new SqliteNonceStore(db.SqlitePath);
+            var storage = sp.GetRequiredService<MeshBusStorage>();
+            return storage.Provider == StorageProvider.Postgres
+                ? new PostgresNonceStore(storage.Postgres)
+                : new SqliteNonceStore(storage.SqlitePath(SqliteFile));
         });
         services.AddHostedService<NoncePruner>();
-        // The domain's lineage log; a process hosting several workers shares one registration (TryAdd).
-        services.TryAddSingleton<ILineageLog>(sp =>
-        {
-            var storage = sp.GetRequiredService<IOptions<StorageOptions>>().Value;
-            var options = new LineageLogOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() };
-            return storage.Provider == StorageProvider.Postgres
-                ? LineageLogs.OpenPostgresAsync(
-                    AuthorizeDatabase.Bounded(storage.ConnectionString!, sp.GetRequiredService<IOptions<AuthorizeOptions>>().Value.DatabasePoolSize), options)
-                    .GetAwaiter().GetResult()
-                : LineageLogs.OpenSqlite(Path.Combine(DataDirectory(sp), "lineage.db"), options);
-        });
     }
 
     /// <inheritdoc />
@@ -90,12 +85,5 @@ public sealed class AuthorizeWorker : IMeshBusWorker
         bus.AddConsumer<EvaluateIntentConsumer, EvaluateIntentConsumerDefinition>();
         bus.AddConsumer<GovernanceStateConsumer, GovernanceStateConsumerDefinition>();
         bus.AddConsumer<QuarantineConsumer, QuarantineConsumerDefinition>();
-    }
-
-    private static string DataDirectory(IServiceProvider sp)
-    {
-        var dir = sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.DataDirectory;
-        Directory.CreateDirectory(dir);
-        return dir;
     }
 }

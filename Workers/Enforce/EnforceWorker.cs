@@ -29,26 +29,14 @@ public sealed class EnforceWorker : IMeshBusWorker
     /// <inheritdoc />
     public string Name => "enforce";
 
-    /// <summary>The saga store derived from the MeshBus storage settings: <c>enforce.db</c> under the data directory, or PostgreSQL.</summary>
-    public static SqlStoreOptions StoreFrom(IConfiguration configuration)
-    {
-        var storage = configuration.GetSection(StorageOptions.Section).Get<StorageOptions>() ?? new StorageOptions();
-        if (storage.Provider == StorageProvider.Postgres)
-        {
-            return new SqlStoreOptions { Provider = SqlProvider.Postgres, ConnectionString = storage.ConnectionString ?? "" };
-        }
-
-        var mesh = configuration.GetSection(MeshBusOptions.Section).Get<MeshBusOptions>() ?? new MeshBusOptions();
-        Directory.CreateDirectory(mesh.DataDirectory);
-        return new SqlStoreOptions { Provider = SqlProvider.Sqlite, ConnectionString = $"Data Source={Path.Combine(mesh.DataDirectory, "enforce.db")}" };
-    }
-
     /// <inheritdoc />
     public void ConfigureServices(IServiceCollection services, IConfiguration configuration)
     {
         services.AddOptions<EnforceOptions>().BindConfiguration(EnforceOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<EnforceOptions>, EnforceOptionsValidator>());
-        _store ??= StoreFrom(configuration);
+        // The saga repository is configured while services are added, so its store is read from configuration here;
+        // the setup itself (engine, file, database) is the hosting's one (MeshBusStorage).
+        _store ??= MeshBusStorage.SqlStore(configuration, "enforce.db");
     }
 
     /// <inheritdoc />

@@ -53,8 +53,7 @@ public sealed class PolicyDistributor(
         var domain = mesh.Value.Domain;
         var trust = DomainKeys.Load(mesh.Value.ResolvedKeyDirectory).LoadTrust();
         var now = clock.GetUtcNow();
-        var signers = PolicySigners.AnyKnownKey(keyId =>
-            KeyUsages.All.Select(u => trust.Resolve(domain, keyId, u, now)).FirstOrDefault(k => k.Found)?.PublicKey);
+        var signers = PolicySigners.DomainGrantKeys(trust, domain, now);
         var loaded = new PolicyStore().Load(json, signers, PolicyScope.Domain, domain);
         var version = loaded.Policy.Version;
         if (_version is { } current)

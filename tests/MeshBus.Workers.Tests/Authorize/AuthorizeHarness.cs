@@ -3,6 +3,7 @@ using MassTransit;
 using MeshBus.Contracts;
 using MeshBus.Hosting;
 using MeshBus.Ledger;
+using MeshBus.Persistence;
 using MeshBus.TestSupport;
 using MeshBus.Trust;
 using MeshBus.Trust.Crypto;
@@ -189,6 +190,9 @@ public sealed class AuthorizeHarness : IAsyncDisposable
 
     public IBus Bus { get; }
 
+    /// <summary>The harness's container (services a test inspects, e.g. a hosted bridge).</summary>
+    public IServiceProvider Services => _provider;
+
     public BusRecorder Recorder { get; } = new();
 
     public TestDomainKeys Keys { get; }
@@ -204,15 +208,13 @@ public sealed class AuthorizeHarness : IAsyncDisposable
 
     public ILineageLog Lineage => _provider.GetRequiredService<ILineageLog>();
 
-    /// <summary>The worker's services.</summary>
-    public IServiceProvider Services => _provider;
-
     public static async Task<AuthorizeHarness> StartAsync(
         TestDomainKeys? keys = null,
         Action<IServiceCollection>? configure = null,
         string? dataDirectory = null,
         IDictionary<string, string?>? settings = null,
-        RealServers? servers = null)
+        RealServers? servers = null,
+        IReadOnlyList<IMeshBusWorker>? alsoHost = null)
     {
         keys ??= new TestDomainKeys();
         dataDirectory ??= Path.Combine(Path.GetTempPath(), "meshbus-authz-" + Guid.NewGuid().ToString("N"));
@@ -261,7 +263,7 @@ public sealed class AuthorizeHarness : IAsyncDisposable
         services.AddSingleton(keys.AuthorizeKeys);
         services.AddSingleton<IDecisionPolicy>(policy);
         configure?.Invoke(services);
-        services.AddMeshBus(configuration, [new AuthorizeWorker()]);
+        services.AddMeshBus(configuration, [new AuthorizeWorker(), .. alsoHost ?? []]);
         services.Configure<MassTransitHostOptions>(o => o.WaitUntilStarted = true);
         var provider = services.BuildServiceProvider(true);
         var harness = new AuthorizeHarness(provider, keys, policy, time, dataDirectory, servers, prefix);
@@ -283,7 +285,7 @@ public sealed class AuthorizeHarness : IAsyncDisposable
     {
         var storage = services.GetRequiredService<IOptions<StorageOptions>>().Value;
         return storage.Provider == StorageProvider.Postgres
-            ? LineageLogs.OpenPostgresAsync(storage.ConnectionString!).GetAwaiter().GetResult()
+            ? LineageLogs.OpenPostgres(storage.ConnectionString!)
             : LineageLogs.OpenSqlite(Path.Combine(Path.GetTempPath(), "meshbus-authz-" + Guid.NewGuid().ToString("N") + ".db"));
     }
 

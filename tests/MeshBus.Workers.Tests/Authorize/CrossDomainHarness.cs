@@ -76,6 +76,11 @@ public sealed class FederatedDomain
             Signers[KeyUsage.Credential]);
 }
 
+/// <summary>What a test adds to one side of <see cref="CrossDomainHarness"/> to host a bridge there.</summary>
+/// <param name="Worker">The bridge's worker (its relay consumers).</param>
+/// <param name="Configure">Its services (keys, link).</param>
+public sealed record BridgeSide(MeshBus.Hosting.IMeshBusWorker Worker, Action<IServiceCollection> Configure);
+
 /// <summary>A key that claims another usage than it has: forges a token that a strict verifier must refuse.</summary>
 public sealed class RelabelledSigner(ISigner inner, KeyUsage usage) : ISigner
 {
@@ -138,7 +143,8 @@ public sealed class CrossDomainHarness : IAsyncDisposable
         Action<IServiceCollection>? configureTarget = null,
         TestDomainKeys? originKeys = null,
         IDictionary<string, string?>? originSettings = null,
-        FederatedDomain? pinnedAtTargetWithoutKeySet = null)
+        FederatedDomain? pinnedAtTargetWithoutKeySet = null,
+        Func<FederatedDomain, TrustConfig, string[], BridgeSide>? bridge = null)
     {
         originKeys ??= new TestDomainKeys();
         var origin = FederatedDomain.Of(originKeys);
@@ -147,16 +153,21 @@ public sealed class CrossDomainHarness : IAsyncDisposable
         var originTrust = origin.TrustWith([target]);
         var targetTrust = target.TrustWith([origin, third], pinnedAtTargetWithoutKeySet is null ? null : [pinnedAtTargetWithoutKeySet]);
 
+        var originBridge = bridge?.Invoke(origin, originTrust, [TargetDomain]);
+        var targetBridge = bridge?.Invoke(target, targetTrust, [TestDomainKeys.Domain, ThirdDomain]);
         var o = await AuthorizeHarness.StartAsync(originKeys,
             configure: s =>
             {
                 s.AddSingleton(new AuthorizeKeys(originTrust, origin.Signers[KeyUsage.Grant], origin.KeySet.Sequence));
+                originBridge?.Configure(s);
                 configureOrigin?.Invoke(s);
             },
             settings: new Dictionary<string, string?>(originSettings ?? new Dictionary<string, string?>())
             {
                 ["Authorize:EndorsementTtlSeconds"] = TtlSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            });
+                ["Federation:Link"] = originBridge is null ? "None" : "InProcess",
+            },
+            alsoHost: originBridge is null ? null : [originBridge.Worker]);
         try
         {
             // The target's harness is the same worker under another domain name, keys and trust config.
@@ -164,9 +175,11 @@ public sealed class CrossDomainHarness : IAsyncDisposable
                 configure: s =>
                 {
                     s.AddSingleton(new AuthorizeKeys(targetTrust, target.Signers[KeyUsage.Grant], target.KeySet.Sequence));
+                    targetBridge?.Configure(s);
                     configureTarget?.Invoke(s);
                 },
-                settings: new Dictionary<string, string?> { ["MeshBus:Domain"] = TargetDomain });
+                settings: new Dictionary<string, string?> { ["MeshBus:Domain"] = TargetDomain, ["Federation:Link"] = targetBridge is null ? "None" : "InProcess" },
+                alsoHost: targetBridge is null ? null : [targetBridge.Worker]);
             return new CrossDomainHarness(originKeys, origin, target, third, originTrust, targetTrust, o, t);
         }
         catch

@@ -1,6 +1,6 @@
 using MeshBus.Contracts;
-using MeshBus.Trust;
 using MeshBus.Ledger.Decisions;
+using MeshBus.Trust;
 using MeshBus.Workers.Authorize.Decisions;
 using Microsoft.Extensions.DependencyInjection;
 using Xunit;

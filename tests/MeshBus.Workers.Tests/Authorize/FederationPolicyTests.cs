@@ -31,12 +31,12 @@ public sealed class FederationPolicyTests
         Options.Create(new AuthorizeOptions { FederationName = federation }),
         NullLogger<PolicyStoreDecisionPolicy>.Instance);
 
-    private string DomainBundle() => PolicyBundleSigning.Sign($$"""
+    private string DomainBundle(ISigner? signer = null) => PolicyBundleSigning.Sign($$"""
         {
           "format": "meshbus-policy/v1", "scope": "domain", "domain": "{{TestDomainKeys.Domain}}", "epoch": 4,
           "rules": [ { "id": "allow-ops", "effect": "allow", "match": { "actions": ["deploy", "scale"], "resources": ["k8s://cluster-a/**"] } } ]
         }
-        """, _keys.Signers[KeyUsage.Grant]);
+        """, signer ?? _keys.Signers[KeyUsage.Grant]);
 
     private static string FederationBundle(long epoch = 2) => $$"""
         {
@@ -90,6 +90,20 @@ public sealed class FederationPolicyTests
         Assert.False(outcome.Allowed);
         Assert.Equal(GovernanceReason.SyncStale, outcome.Reason);
         Assert.Contains(Federation, outcome.Detail, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(KeyUsage.Credential)]
+    [InlineData(KeyUsage.Envelope)]
+    [InlineData(KeyUsage.Log)]
+    [InlineData(KeyUsage.Witness)]
+    public void A_domain_bundle_signed_by_a_domain_key_of_another_usage_than_grant_is_refused(KeyUsage usage)
+    {
+        var policy = Policy();
+        var byOtherKey = DomainBundle(_keys.Signers[usage]);
+
+        Assert.Throws<PolicyBundleException>(() => policy.Load(byOtherKey, PolicyScope.Domain));
+        Assert.Equal(MeshBus.Policy.PolicyLoadOutcome.Loaded, policy.Load(DomainBundle(), PolicyScope.Domain).Outcome);
     }
 
     [Fact]

@@ -59,6 +59,16 @@ public sealed class PolicyDistributorTests : IDisposable
         Assert.Equal(0, governance.Epoch(PolicyScope.Domain));
     }
 
+    [Fact]
+    public void A_bundle_signed_by_the_domains_credential_key_is_refused_and_nothing_is_applied()
+    {
+        var byCredentialKey = PolicyBundleSigning.Sign(Bundle, DomainKeys.Load(_keys, KeyUsage.Credential).Signer(KeyUsage.Credential, DateTimeOffset.UtcNow));
+        var (distributor, governance) = Create(Write(byCredentialKey));
+
+        Assert.Throws<PolicyBundleException>(() => distributor.Apply());
+        Assert.Equal(0, governance.Epoch(PolicyScope.Domain));
+    }
+
     private string Sign(string json) =>
         PolicyBundleSigning.Sign(json, DomainKeys.Load(_keys, KeyUsage.Grant).Signer(KeyUsage.Grant, DateTimeOffset.UtcNow));
 
