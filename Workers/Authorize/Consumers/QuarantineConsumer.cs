@@ -2,20 +2,30 @@ using MassTransit;
 using MeshBus.Contracts;
 using MeshBus.Hosting;
 using MeshBus.Workers.Authorize.Checks;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace MeshBus.Workers.Authorize.Consumers;
 
 /// <summary>Applies quarantines and releases to the shared quarantine table (one replica per event; all read it).</summary>
-public sealed class QuarantineConsumer(IQuarantineState quarantine) : IConsumer<AgentQuarantined>, IConsumer<AgentReleased>
+public sealed class QuarantineConsumer(IQuarantineState quarantine, ILogger<QuarantineConsumer> logger) : IConsumer<AgentQuarantined>, IConsumer<AgentReleased>
 {
     /// <inheritdoc />
-    public Task Consume(ConsumeContext<AgentQuarantined> context) =>
-        quarantine.ApplyAsync(context.Message.Agent, true, context.Message.QuarantinedAt, context.CancellationToken);
+    public async Task Consume(ConsumeContext<AgentQuarantined> context)
+    {
+        var m = context.Message;
+        await quarantine.ApplyAsync(m.Agent, true, m.QuarantinedAt, context.CancellationToken);
+        // The operator's first question about a quarantine is why: the reason is in the log as well as in lineage.
+        logger.LogWarning("Agent {Agent} quarantined ({Reason}): {Detail}; intent {IntentId}", m.Agent, m.Reason, m.Detail, m.IntentId);
+    }
 
     /// <inheritdoc />
-    public Task Consume(ConsumeContext<AgentReleased> context) =>
-        quarantine.ApplyAsync(context.Message.Agent, false, context.Message.ReleasedAt, context.CancellationToken);
+    public async Task Consume(ConsumeContext<AgentReleased> context)
+    {
+        var m = context.Message;
+        await quarantine.ApplyAsync(m.Agent, false, m.ReleasedAt, context.CancellationToken);
+        logger.LogInformation("Agent {Agent} released by {ReleasedBy}", m.Agent, m.ReleasedBy);
+    }
 }
 
 /// <summary>The shared (competing) quarantine endpoint.</summary>
