@@ -26,6 +26,12 @@ public enum LocalDelivery
 
     /// <summary>Sent to the agent's own queue, as local answers are, and published for the lifecycle saga.</summary>
     PublishAndSendToAgent,
+
+    /// <summary>
+    /// Sent to the one endpoint the receiving host names for the type, and not published (an inbound endorsement goes to
+    /// Authorize's endorsement queue; a published one would look like the domain's own outbound endorsement).
+    /// </summary>
+    SendToEndpoint,
 }
 
 /// <summary>One row of the relay table: a message type that crosses, to whom, for how long, and how it lands.</summary>
@@ -105,7 +111,7 @@ public sealed class RelayTable
     /// domains' heartbeats to every peer (Authorize's freshness check needs them).
     /// </summary>
     public static RelayTable Default { get; } = new([
-        RelayRoute.For<IntentEndorsed>(DecisionTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => m.TargetDomain, m => m.IntentId, remembersIntent: true),
+        RelayRoute.For<IntentEndorsed>(DecisionTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => m.TargetDomain, m => m.IntentId, LocalDelivery.SendToEndpoint, remembersIntent: true),
         RelayRoute.For<GrantIssued>(DecisionTimeToLive, RelayDestination.AgentHome, m => m.Domain, m => m.Agent, m => m.IntentId, LocalDelivery.PublishAndSendToAgent),
         RelayRoute.For<GrantRenewed>(DecisionTimeToLive, RelayDestination.AgentHome, m => m.Domain, m => m.Agent, m => m.IntentId, LocalDelivery.PublishAndSendToAgent),
         RelayRoute.For<GrantDenied>(DecisionTimeToLive, RelayDestination.AgentHome, m => m.Domain, m => m.Agent, m => m.IntentId, LocalDelivery.PublishAndSendToAgent),

@@ -55,8 +55,9 @@ public sealed class AuthorizeWorker : IMeshBusWorker
             var domainKeys = sp.GetService<DomainKeys>()
                 ?? DomainKeys.Load(sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.ResolvedKeyDirectory, KeyUsage.Grant);
             var now = sp.GetRequiredService<TimeProvider>().GetUtcNow();
-            return new AuthorizeKeys(domainKeys.LoadTrust(), domainKeys.Signer(KeyUsage.Grant, now), domainKeys.KeySet.Sequence);
+            return new AuthorizeKeys(domainKeys.LoadTrust(), domainKeys.Signer(KeyUsage.Grant, now), domainKeys.KeySet.Sequence) { OwnRoot = domainKeys.Root };
         });
+        services.TryAddSingleton(sp => sp.GetRequiredService<AuthorizeKeys>().GovernanceVerifier());
         services.AddHealthChecks().AddCheck<GrantKeyHealthCheck>("keys", tags: ["ready"]);
         // Quarantine and nonces: the worker's own tables, in the storage of the process (Hosting's MeshBusStorage: the
         // shared bounded pool, or authorize.db). The lineage log comes from the same setup (AddMeshBus).

@@ -1,6 +1,7 @@
 using MassTransit;
 using MeshBus.Hosting;
 using MeshBus.Persistence;
+using MeshBus.Trust;
 using MeshBus.Workers.Enforce.Halts;
 using MeshBus.Workers.Enforce.Lifecycle;
 using Microsoft.Extensions.Configuration;
@@ -34,6 +35,9 @@ public sealed class EnforceWorker : IMeshBusWorker
     {
         services.AddOptions<EnforceOptions>().BindConfiguration(EnforceOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<EnforceOptions>, EnforceOptionsValidator>());
+        // Quarantines carry authority: signed with the domain's envelope key (loaded when the first one is made).
+        services.TryAddSingleton(sp => GovernanceSigner.FromDirectory(
+            sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.ResolvedKeyDirectory, sp.GetRequiredService<TimeProvider>()));
         // The saga repository is configured while services are added, so its store is read from configuration here;
         // the setup itself (engine, file, database) is the hosting's one (MeshBusStorage).
         _store ??= MeshBusStorage.SqlStore(configuration, "enforce.db");

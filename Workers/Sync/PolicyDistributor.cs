@@ -13,14 +13,15 @@ namespace MeshBus.Workers.Sync;
 /// <summary>
 /// Applies the domain's signed policy bundle (<c>Sync:PolicyBundleFile</c>) and distributes it: the bundle is verified
 /// against the domain's key set and compiled (a bundle that would not load in Authorize is never applied), recorded as
-/// applied (heartbeats then announce its epoch), and published as <see cref="PolicyPublished"/> and
-/// <see cref="PolicySynced"/>. It is published again on every heartbeat interval, so a replica that starts later loads it
+/// applied (heartbeats then announce its epoch), and published as <see cref="PolicyPublished"/> (whose authority is the
+/// bundle's own signature) and <see cref="PolicySynced"/> (signed with the envelope key). It is published again on every heartbeat interval, so a replica that starts later loads it
 /// too (Authorize treats the same epoch and digest as already current). On every interval the file is read again: a
 /// replaced file with a higher epoch is rolled out without a restart; anything else leaves the applied policy alone.
 /// </summary>
 public sealed class PolicyDistributor(
     IBus bus,
     IAppliedGovernance governance,
+    GovernanceSigner signer,
     IOptions<MeshBusOptions> mesh,
     IOptions<SyncOptions> options,
     TimeProvider clock,
@@ -149,7 +150,7 @@ public sealed class PolicyDistributor(
         var now = clock.GetUtcNow();
         var domain = mesh.Value.Domain;
         await bus.Publish(new PolicyPublished(domain, PolicyScope.Domain, _version.Epoch, _version.Digest, _bundle, now), cancellationToken);
-        await bus.Publish(new PolicySynced(domain, domain, PolicyScope.Domain, _version.Epoch, _version.Digest, now), cancellationToken);
+        await bus.Publish(signer.Sign(new PolicySynced(domain, domain, PolicyScope.Domain, _version.Epoch, _version.Digest, now)), cancellationToken);
     }
 
     /// <inheritdoc />

@@ -1,5 +1,6 @@
 using MassTransit;
 using MeshBus.Hosting;
+using MeshBus.Trust;
 using MeshBus.Workers.Sync.Bridge;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -9,8 +10,10 @@ using Microsoft.Extensions.Options;
 namespace MeshBus.Workers.Sync;
 
 /// <summary>
-/// The sync worker (minimal for the walking skeleton): announces this domain's applied governance with
-/// <see cref="DomainHeartbeatPublisher"/>. With <c>Federation:Link</c> set it also hosts the federation bridge (<see cref="FederationBridgeWorker"/>).
+/// The sync worker: applies and distributes this domain's signed policy (<see cref="PolicyDistributor"/>:
+/// <c>PolicyPublished</c>, <c>PolicySynced</c>) and announces the applied governance (<see cref="DomainHeartbeatPublisher"/>:
+/// <c>DomainHeartbeat</c>). With <c>Federation:Link</c> set it also hosts the federation bridge
+/// (<see cref="FederationBridgeWorker"/>). Not built yet (DESIGN.md §5): the sync watchdog saga and key-set distribution.
 /// </summary>
 public sealed class SyncWorker : IMeshBusWorker
 {
@@ -26,6 +29,8 @@ public sealed class SyncWorker : IMeshBusWorker
         services.AddOptions<SyncOptions>().BindConfiguration(SyncOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<SyncOptions>, SyncOptionsValidator>());
         services.TryAddSingleton<IAppliedGovernance, AppliedGovernance>();
+        services.TryAddSingleton(sp => GovernanceSigner.FromDirectory(
+            sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.ResolvedKeyDirectory, sp.GetRequiredService<TimeProvider>()));
         services.AddHostedService<PolicyDistributor>();
         services.AddHostedService<DomainHeartbeatPublisher>();
         _bridgeEnabled = BridgeOptions.Enabled(configuration);

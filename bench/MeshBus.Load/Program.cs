@@ -22,7 +22,13 @@ var opts = LoadArgs.Parse(args);
 if (opts is null)
 {
     Console.Error.WriteLine("usage: meshbus-load [--count N] [--concurrency C] [--seconds S] [--host 127.0.0.1] [--postgres CONNECTION]");
+    Console.Error.WriteLine("       meshbus-load --cross-domain [--nats nats://127.0.0.1:4222] [--count N] [--concurrency C] [--seconds S]");
     return 2;
+}
+
+if (opts.CrossDomain)
+{
+    return await CrossDomainLoad.RunAsync(opts, RunAsync);
 }
 
 if (opts.Host is not ("127.0.0.1" or "localhost" or "::1"))
@@ -43,8 +49,9 @@ var root = RootKey.Generate(domain);
 var grantPrivate = Ed25519Keys.NewPrivateKey();
 var grantKey = new Ed25519Signer(KeyIds.For(KeyUsage.Grant, Ed25519Keys.PublicKeyOf(grantPrivate)), KeyUsage.Grant, grantPrivate);
 var credentialKey = Ed25519Signer.Generate(KeyUsage.Credential);
+var envelopeKey = Ed25519Signer.Generate(KeyUsage.Envelope);
 var keySet = new KeySet(domain, 1, now.AddDays(-1), now.AddDays(1),
-    [Entry(grantKey), Entry(credentialKey)], []);
+    [Entry(grantKey), Entry(credentialKey), Entry(envelopeKey)], []);
 var trust = new TrustConfig([root.VerifierKey], keySet);
 
 var settings = new Dictionary<string, string?>
@@ -68,7 +75,7 @@ builder.Logging.SetMinimumLevel(LogLevel.Warning);
 var agentSubject = domain + "/agents/load";
 var answers = new ConcurrentDictionary<Guid, TaskCompletionSource<object>>();
 builder.Services.AddSingleton(answers);
-builder.Services.AddSingleton(new AuthorizeKeys(trust, grantKey, keySet.Sequence));
+builder.Services.AddSingleton(new AuthorizeKeys(trust, grantKey, keySet.Sequence) { OwnRoot = root.VerifierKey });
 builder.Services.AddMeshBus(builder.Configuration, [new AuthorizeWorker()], x =>
 {
     x.AddConsumer<AgentAnswerConsumer>().Endpoint(e =>
@@ -101,7 +108,8 @@ try
     {
         while (!heartbeats.IsCancellationRequested)
         {
-            await governance.Send(new DomainHeartbeat(domain, ++beat, DateTimeOffset.UtcNow, keySet.Sequence, 1, 0, ""));
+            // Signed as the domain's Sync signs them (the envelope key): Authorize refuses anything else.
+            await governance.Send(new GovernanceSigner(() => envelopeKey).Sign(new DomainHeartbeat(domain, ++beat, DateTimeOffset.UtcNow, keySet.Sequence, 1, 0, "")));
             await Task.Delay(2000, heartbeats.Token).ContinueWith(_ => { }, TaskScheduler.Default);
         }
     });
@@ -229,6 +237,12 @@ namespace MeshBus.Load
     /// <summary>Command line.</summary>
     public sealed record LoadArgs(int Count, int Concurrency, int Seconds, string Host, string? Postgres)
     {
+        /// <summary>Two domains joined by the bridge (<c>--cross-domain</c>).</summary>
+        public bool CrossDomain { get; init; }
+
+        /// <summary>NATS for the cross-domain run (<c>--nats</c>); the in-process link without it.</summary>
+        public string? Nats { get; init; }
+
         public static LoadArgs? Parse(string[] args)
         {
             var o = new LoadArgs(2000, 32, 120, "127.0.0.1", null);
@@ -242,6 +256,8 @@ namespace MeshBus.Load
                     case "--seconds" when int.TryParse(value, out var s) && s > 0: o = o with { Seconds = s }; i++; break;
                     case "--host" when value is not null: o = o with { Host = value }; i++; break;
                     case "--postgres" when value is not null: o = o with { Postgres = value }; i++; break;
+                    case "--cross-domain": o = o with { CrossDomain = true }; break;
+                    case "--nats" when value is not null && value.StartsWith("nats://127.0.0.1:", StringComparison.Ordinal): o = o with { Nats = value }; i++; break;
                     default: return null;
                 }
             }

@@ -81,6 +81,12 @@ public sealed record DecisionRecord(
     /// <summary>The lineage key of renewal n of an intent.</summary>
     public static string RenewalKey(Guid intentId, int renewal) => $"renewal:{intentId:D}:{renewal}";
 
+    /// <summary>The lineage key under which the Lineage worker records an execution's halt acknowledgement.</summary>
+    public static string HaltedKey(Guid intentId) => "halted:" + intentId.ToString("D");
+
+    /// <summary>The lineage key under which the Lineage worker records an execution's completion.</summary>
+    public static string CompletedKey(Guid intentId) => "completed:" + intentId.ToString("D");
+
     /// <summary>The record's lineage key.</summary>
     public string Key => Renewal == 0 ? DecisionKey(IntentId) : RenewalKey(IntentId, Renewal);
 

@@ -1,7 +1,6 @@
 using MassTransit;
 using MeshBus.Contracts;
 using MeshBus.Hosting;
-using MeshBus.Trust;
 using MeshBus.Workers.Authorize.Decisions;
 using MeshBus.Workers.Authorize.Paths;
 using Microsoft.Extensions.Options;

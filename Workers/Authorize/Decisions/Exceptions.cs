@@ -29,3 +29,4 @@ public sealed class UnverifiableEndorsementException(Guid intentId, GovernanceRe
     /// <summary>Why.</summary>
     public GovernanceReason Reason { get; } = reason;
 }
+

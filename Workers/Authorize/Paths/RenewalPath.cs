@@ -8,8 +8,9 @@ namespace MeshBus.Workers.Authorize.Paths;
 
 /// <summary>
 /// Renewal n of a granted intent, or its re-evaluation after a policy change (DESIGN.md §3 phase 6): the stored intent
-/// goes through the same steps as a new one (identity, quarantine, freshness, policy) and the renewal is recorded
-/// before it is released. A no from policy is a <see cref="GovernanceReason.PolicyRevoked"/>.
+/// goes through the same steps as a new one (identity checked now, quarantine, freshness, policy) after the execution
+/// is shown to be still running (not halted, completed or past its lease: <see cref="ReplayStep.ExecutionEndedAsync"/>),
+/// and the renewal is recorded before it is released. A no from policy is a <see cref="GovernanceReason.PolicyRevoked"/>.
 /// </summary>
 public sealed class RenewalPath(
     IdentityStep identity,
@@ -56,7 +57,8 @@ public sealed class RenewalPath(
                 return await release.RecordRenewalAsync(granted, request.Renewal, now, PolicyStep.Denied(verified.Refusal!.Reason, verified.Refusal.Detail), ct);
             }
 
-            var outcome = await replay.QuarantinedAsync(granted.Agent, ct)
+            var outcome = await replay.ExecutionEndedAsync(granted, request.Renewal, now, ct)
+                ?? await replay.QuarantinedAsync(granted.Agent, ct)
                 ?? freshness.Check(granted.Intent.TargetDomain, request.RequestedAt, redeliveries, now)
                 ?? policy.Renewal(v, now);
             return await release.RecordRenewalAsync(granted, request.Renewal, now, outcome, ct);

@@ -114,6 +114,41 @@ public sealed class ReplayStep(INonceStore nonces, IQuarantineState quarantine, 
         }
     }
 
+    /// <summary>
+    /// Why renewal <paramref name="renewal"/> of <paramref name="granted"/> must be refused because its execution is
+    /// over, or null. Authorize learns execution state from the decision store it already reads on this path (the
+    /// domain's lineage log, shared by every replica and written only by the mesh's workers): the lease renewal n
+    /// extends (renewal n − 1, or the first grant) must not have expired beyond the skew, and no halt acknowledgement
+    /// or completion of the execution may be recorded. A halt ordered but not yet acknowledged is bounded by the lease.
+    /// </summary>
+    public async Task<PolicyOutcome?> ExecutionEndedAsync(DecisionRecord granted, int renewal, DateTimeOffset now, CancellationToken ct)
+    {
+        var id = granted.IntentId;
+        var halted = FindAsync(DecisionRecord.HaltedKey(id), ct);
+        var completed = FindAsync(DecisionRecord.CompletedKey(id), ct);
+        var extended = renewal <= 1 ? Task.FromResult<LineageRecord?>(null) : FindAsync(DecisionRecord.RenewalKey(id, renewal - 1), ct);
+        if (await halted is { } h)
+        {
+            return PolicyStep.Denied(GovernanceReason.PolicyRevoked, $"execution {id} was halted (lineage index {h.Index}); a halted execution is never renewed");
+        }
+
+        if (await completed is { } c)
+        {
+            return PolicyStep.Denied(GovernanceReason.PolicyRevoked, $"execution {id} completed (lineage index {c.Index}); nothing to renew");
+        }
+
+        var lease = renewal <= 1 ? granted.Lease : (await extended is { } prev ? DecisionRecord.Parse(prev.Data).Lease : null);
+        if (lease is null)
+        {
+            return PolicyStep.Denied(GovernanceReason.PolicyRevoked, $"renewal {renewal} of {id} extends no granted lease (renewal {renewal - 1} was not granted)");
+        }
+
+        var expiredAt = DateTimeOffset.FromUnixTimeSeconds(lease.ExpiresAt);
+        return now > expiredAt + TimeSpan.FromSeconds(options.Value.ClockSkewSeconds)
+            ? PolicyStep.Denied(GovernanceReason.LeaseExpired, $"the lease renewal {renewal} would extend expired at {expiredAt:O}; an expired execution is never renewed")
+            : null;
+    }
+
     /// <summary>A quarantine refusal for a renewal's agent, or null.</summary>
     public async Task<PolicyOutcome?> QuarantinedAsync(string agent, CancellationToken ct) =>
         await quarantine.IsQuarantinedAsync(agent, ct) ? PolicyStep.Denied(GovernanceReason.Quarantined, $"{agent} is quarantined") : null;

@@ -1,6 +1,7 @@
 using MassTransit;
 using MeshBus.Contracts;
 using MeshBus.Hosting;
+using MeshBus.Trust;
 using Microsoft.Extensions.Options;
 
 namespace MeshBus.Workers.Enforce.Lifecycle;
@@ -19,7 +20,7 @@ public sealed class IntentLifecycleStateMachine : MassTransitStateMachine<Intent
     private readonly string _domain;
 
     /// <summary>Creates the state machine.</summary>
-    public IntentLifecycleStateMachine(IOptions<EnforceOptions> options, IOptions<MeshBusOptions> mesh, TimeProvider clock)
+    public IntentLifecycleStateMachine(IOptions<EnforceOptions> options, IOptions<MeshBusOptions> mesh, TimeProvider clock, GovernanceSigner signer)
     {
         _options = options.Value;
         _clock = clock;
@@ -211,13 +212,13 @@ public sealed class IntentLifecycleStateMachine : MassTransitStateMachine<Intent
                 .Then(c => c.Saga.HaltDeadlinesMissed++)
                 .If(c => !c.Saga.QuarantineRequested, b => b
                     .Then(c => c.Saga.QuarantineRequested = true)
-                    .Publish(c => new AgentQuarantined(
+                    .Publish(c => signer.Sign(new AgentQuarantined(
                         _domain,
                         c.Saga.Agent,
                         GovernanceReason.HaltNotAcknowledged,
                         $"no ExecutionHalted for intent {c.Saga.CorrelationId} within {_options.HaltAcknowledgementTimeout}",
                         c.Saga.CorrelationId,
-                        _clock.GetUtcNow())))
+                        _clock.GetUtcNow()))))
                 .Publish(c => RepeatHalt(c.Saga))
                 .If(c => c.Saga.ExpiresAt is null, b => b
                     .Schedule(HaltAcknowledgementTimeout, c => new HaltAcknowledgementOverdue(c.Saga.CorrelationId))),

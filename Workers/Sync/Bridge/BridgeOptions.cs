@@ -36,6 +36,9 @@ public sealed class BridgeOptions
     /// <summary>How often the outbound pump, gap repair and pruning run.</summary>
     public int MaintenanceIntervalMilliseconds { get; set; } = 1000;
 
+    /// <summary>Authorize's endorsement queue (before the entity prefix), where inbound endorsements are sent.</summary>
+    public string EndorsementQueue { get; set; } = "authorize-endorsements";
+
     /// <summary>Relay endpoint concurrency.</summary>
     public int ConcurrentMessageLimit { get; set; } = 16;
 

@@ -49,7 +49,10 @@ public sealed class TestDomainKeys
 
     public TrustConfig Trust { get; }
 
-    public AuthorizeKeys AuthorizeKeys => new(Trust, Signers[KeyUsage.Grant], KeySet.Sequence);
+    public AuthorizeKeys AuthorizeKeys => new(Trust, Signers[KeyUsage.Grant], KeySet.Sequence) { OwnRoot = Root.VerifierKey };
+
+    /// <summary>Signs governance statements as the domain's Sync and Enforce do (the envelope key).</summary>
+    public GovernanceSigner Governance => new(() => Signers[KeyUsage.Envelope]);
 }
 
 /// <summary>An agent with its own key and a credential from the test domain.</summary>
@@ -259,6 +262,8 @@ public sealed class AuthorizeHarness : IAsyncDisposable
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(configuration);
         services.AddLogging();
+        // The hosting's start report waits on the host's lifetime; this harness is a bare service provider.
+        services.AddSingleton<Microsoft.Extensions.Hosting.IHostApplicationLifetime, Microsoft.Extensions.Hosting.Internal.ApplicationLifetime>();
         services.AddSingleton<TimeProvider>(time);
         services.AddSingleton(keys.AuthorizeKeys);
         services.AddSingleton<IDecisionPolicy>(policy);
@@ -293,8 +298,8 @@ public sealed class AuthorizeHarness : IAsyncDisposable
     public async Task HeartbeatAsync(long? keySetSequence = null, long? policyEpoch = null, DateTimeOffset? sentAt = null)
     {
         var sequence = Interlocked.Increment(ref _heartbeats);
-        await Bus.Publish(new DomainHeartbeat(TestDomainKeys.Domain, sequence, sentAt ?? Time.GetUtcNow(),
-            keySetSequence ?? Keys.KeySet.Sequence, policyEpoch ?? Policy.LoadedEpoch, 0, ""));
+        await Bus.Publish(Keys.Governance.Sign(new DomainHeartbeat(TestDomainKeys.Domain, sequence, sentAt ?? Time.GetUtcNow(),
+            keySetSequence ?? Keys.KeySet.Sequence, policyEpoch ?? Policy.LoadedEpoch, 0, "")));
         await EventuallyAsync(() => Recorder.ConsumedOf<DomainHeartbeat>().Any(m => m.Message.Sequence == sequence), "heartbeat consumed");
     }
 

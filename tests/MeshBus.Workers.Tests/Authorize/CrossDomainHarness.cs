@@ -158,7 +158,7 @@ public sealed class CrossDomainHarness : IAsyncDisposable
         var o = await AuthorizeHarness.StartAsync(originKeys,
             configure: s =>
             {
-                s.AddSingleton(new AuthorizeKeys(originTrust, origin.Signers[KeyUsage.Grant], origin.KeySet.Sequence));
+                s.AddSingleton(new AuthorizeKeys(originTrust, origin.Signers[KeyUsage.Grant], origin.KeySet.Sequence) { OwnRoot = origin.Root.VerifierKey });
                 originBridge?.Configure(s);
                 configureOrigin?.Invoke(s);
             },
@@ -174,7 +174,7 @@ public sealed class CrossDomainHarness : IAsyncDisposable
             var t = await AuthorizeHarness.StartAsync(
                 configure: s =>
                 {
-                    s.AddSingleton(new AuthorizeKeys(targetTrust, target.Signers[KeyUsage.Grant], target.KeySet.Sequence));
+                    s.AddSingleton(new AuthorizeKeys(targetTrust, target.Signers[KeyUsage.Grant], target.KeySet.Sequence) { OwnRoot = target.Root.VerifierKey });
                     targetBridge?.Configure(s);
                     configureTarget?.Invoke(s);
                 },
@@ -205,7 +205,10 @@ public sealed class CrossDomainHarness : IAsyncDisposable
     public async Task HeartbeatAsync(AuthorizeHarness on, string domain, long keySetSequence = 1, DateTimeOffset? sentAt = null)
     {
         var sequence = Interlocked.Increment(ref _heartbeats);
-        await on.Bus.Publish(new DomainHeartbeat(domain, sequence, sentAt ?? on.Time.GetUtcNow(), keySetSequence, on.Policy.LoadedEpoch, 0, ""));
+        var signer = new[] { OriginDomain, TargetDomainKeys, Third }.FirstOrDefault(d => d.Name == domain)?.Signers[KeyUsage.Envelope]
+            ?? Ed25519Signer.Generate(KeyUsage.Envelope);
+        await on.Bus.Publish(new GovernanceSigner(() => signer).Sign(
+            new DomainHeartbeat(domain, sequence, sentAt ?? on.Time.GetUtcNow(), keySetSequence, on.Policy.LoadedEpoch, 0, "")));
         await on.EventuallyAsync(
             () => on.Recorder.ConsumedOf<DomainHeartbeat>().Any(m => m.Message.Sequence == sequence && m.Message.Domain == domain), "heartbeat of " + domain);
     }

@@ -386,6 +386,26 @@ public sealed class EndorsementTests
         Assert.Empty(x.Target.Recorder.PublishedOf<GrantIssued>());
     }
 
+    [Theory]
+    [InlineData("egress epoch")]
+    [InlineData("federation digest")]
+    public async Task Target_denies_when_a_message_field_differs_from_what_the_endorsement_signs(string field)
+    {
+        var (x, agent) = await ReadyAsync();
+        await using var _ = x;
+        var intent = agent.Intent(Now(x.Origin), target: T);
+        var endorsed = await EndorseAsync(x, intent);
+        var changed = field == "egress epoch"
+            ? endorsed with { EgressEpoch = endorsed.EgressEpoch + 1 }
+            : endorsed with { FederationPolicyDigest = "sha256:" + new string('e', 64) };
+
+        await x.HandOverAsync(changed);
+
+        var denied = await x.TargetDeniedAsync(intent.IntentId, GovernanceReason.SignatureInvalid);
+        Assert.Contains("differ from what its endorsement signs", denied.Detail, StringComparison.Ordinal);
+        Assert.Empty(x.Target.Recorder.PublishedOf<GrantIssued>());
+    }
+
     [Fact]
     public async Task Target_denies_when_the_enclosed_intent_is_not_the_endorsed_one()
     {
@@ -506,7 +526,8 @@ public sealed class EndorsementTests
     {
         var (x, agent) = await ReadyAsync();
         await using var _ = x;
-        await x.Target.Bus.Publish(new AgentQuarantined(T, agent.Subject, GovernanceReason.HaltNotAcknowledged, "halt not acknowledged", null, Now(x.Target)));
+        await x.Target.Bus.Publish(new GovernanceSigner(() => x.TargetDomainKeys.Signers[KeyUsage.Envelope]).Sign(
+            new AgentQuarantined(T, agent.Subject, GovernanceReason.HaltNotAcknowledged, "halt not acknowledged", null, Now(x.Target))));
         await x.Target.EventuallyAsync(() => x.Target.Recorder.ConsumedOf<AgentQuarantined>().Any(), "AgentQuarantined");
         var intent = agent.Intent(Now(x.Origin), target: T);
 

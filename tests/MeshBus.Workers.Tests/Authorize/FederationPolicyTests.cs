@@ -25,7 +25,7 @@ public sealed class FederationPolicyTests
     private TrustConfig Trust => new([_keys.Root.VerifierKey, _peerRoot.VerifierKey], _keys.KeySet);
 
     private PolicyStoreDecisionPolicy Policy(string? federation = Federation) => new(
-        new AuthorizeKeys(Trust, _keys.Signers[KeyUsage.Grant], _keys.KeySet.Sequence),
+        new AuthorizeKeys(Trust, _keys.Signers[KeyUsage.Grant], _keys.KeySet.Sequence) { OwnRoot = _keys.Root.VerifierKey },
         TimeProvider.System,
         Options.Create(new MeshBusOptions { Domain = TestDomainKeys.Domain }),
         Options.Create(new AuthorizeOptions { FederationName = federation }),
@@ -154,7 +154,7 @@ public sealed class FederationPolicyTests
             s.AddSingleton<IDecisionPolicy>(policy);
             s.AddSingleton(policy);
         }, settings: new Dictionary<string, string?> { ["Authorize:FederationName"] = Federation });
-        await h.Bus.Publish(new DomainHeartbeat(TestDomainKeys.Domain, 1, h.Time.GetUtcNow(), _keys.KeySet.Sequence, 4, 0, ""));
+        await h.Bus.Publish(_keys.Governance.Sign(new DomainHeartbeat(TestDomainKeys.Domain, 1, h.Time.GetUtcNow(), _keys.KeySet.Sequence, 4, 0, "")));
         var bundle = SignedByBothRoots();
         var parsed = PolicyBundle.Parse(bundle);
         await h.Bus.Publish(new PolicyPublished(Federation, PolicyScope.Federation, parsed.Epoch, parsed.Digest, bundle, h.Time.GetUtcNow()));

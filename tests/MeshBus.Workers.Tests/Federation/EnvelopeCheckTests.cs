@@ -27,10 +27,13 @@ public sealed class EnvelopeCheckTests
         DateTimeOffset? issuedAt = null,
         TimeSpan? ttl = null,
         string? subjectFrom = null,
-        Func<byte[], byte[]>? tamper = null)
+        Func<byte[], byte[]>? tamper = null,
+        string subjectTo = T)
     {
         var sequence = Interlocked.Increment(ref _sequence);
-        var heartbeat = new DomainHeartbeat(producer ?? from, sequence, x.Target.Time.GetUtcNow(), 1, 7, 3, "");
+        // Signed by the origin's envelope key as its Sync signs heartbeats (the bridge's envelope is a second signature).
+        var heartbeat = new GovernanceSigner(() => x.OriginDomain.Signers[KeyUsage.Envelope]).Sign(
+            new DomainHeartbeat(producer ?? from, sequence, x.Target.Time.GetUtcNow(), 1, 7, 3, ""));
         var issued = issuedAt ?? x.Target.Time.GetUtcNow();
         var envelope = new Envelope(from, to, sequence, Guid.NewGuid(), nameof(DomainHeartbeat), issued, issued + (ttl ?? TimeSpan.FromSeconds(30)),
             JsonSerializer.SerializeToUtf8Bytes(heartbeat, FederationBridge.PayloadJson));
@@ -40,7 +43,7 @@ public sealed class EnvelopeCheckTests
             sealedEnvelope = sealedEnvelope with { Body = tamper(sealedEnvelope.Body) };
         }
 
-        return (Subjects.For(T, subjectFrom ?? from, nameof(DomainHeartbeat)), sealedEnvelope.ToWire(), sequence);
+        return (Subjects.For(subjectTo, subjectFrom ?? from, nameof(DomainHeartbeat)), sealedEnvelope.ToWire(), sequence);
     }
 
     private static async Task<(CrossDomainHarness X, FederationBridge Bridge)> StartAsync()
@@ -132,6 +135,24 @@ public sealed class EnvelopeCheckTests
         var (x, bridge) = await StartAsync();
         await using var _ = x;
         await AssertDroppedAsync(x, bridge, Heartbeat(x, to: CrossDomainHarness.ThirdDomain), DropReason.NotAddressedToSelf);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Envelope_on_a_subject_addressed_to_another_domain_is_dropped()
+    {
+        var (x, bridge) = await StartAsync();
+        await using var _ = x;
+        // Signed for T, but published to P's subjects: T's consumer must not have been given it.
+        await AssertDroppedAsync(x, bridge, Heartbeat(x, subjectTo: CrossDomainHarness.ThirdDomain), DropReason.NotAddressedToSelf);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Envelope_claiming_to_come_from_the_receiving_domain_itself_is_dropped()
+    {
+        var (x, bridge) = await StartAsync();
+        await using var _ = x;
+        // T's own envelope key resolves (its own key set), but T is not its own peer: nothing of T arrives over the bridge.
+        await AssertDroppedAsync(x, bridge, Heartbeat(x, key: x.TargetDomainKeys.Signers[KeyUsage.Envelope], from: T), DropReason.UnknownPeer);
     }
 
     [Fact(Timeout = 60_000)]

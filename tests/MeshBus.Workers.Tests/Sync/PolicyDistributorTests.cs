@@ -133,6 +133,7 @@ public sealed class PolicyDistributorTests : IDisposable
         var distributor = new PolicyDistributor(
             Bus.Factory.CreateUsingInMemory(_ => { }),
             governance,
+            GovernanceSigner.FromDirectory(_keys, TimeProvider.System),
             Options.Create(new MeshBusOptions { Domain = Domain, DataDirectory = _dir, KeyDirectory = _keys }),
             Options.Create(new SyncOptions { PolicyBundleFile = policyFile }),
             TimeProvider.System,

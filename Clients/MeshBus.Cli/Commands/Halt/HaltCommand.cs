@@ -106,7 +106,8 @@ public sealed class HaltCommand : CliCommand
     /// <summary>How long the command waits for the broker to accept and confirm the halt.</summary>
     public static TimeSpan BrokerTimeout { get; } = TimeSpan.FromSeconds(15);
 
-    private static MeshBus.Hosting.RabbitMqTransportOptions Broker(string? uri, IConfiguration env)
+    /// <summary>The broker from <c>--rabbitmq</c> or the workers' environment (<c>RabbitMqTransport__*</c>).</summary>
+    internal static MeshBus.Hosting.RabbitMqTransportOptions Broker(string? uri, IConfiguration env)
     {
         if (uri is null)
         {

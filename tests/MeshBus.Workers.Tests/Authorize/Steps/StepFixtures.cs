@@ -37,9 +37,7 @@ internal sealed class SetSyncState : ISyncState
 {
     public Dictionary<string, SyncCheck> Checks { get; } = new(StringComparer.Ordinal);
 
-    public void Observe(DomainHeartbeat heartbeat)
-    {
-    }
+    public bool Observe(DomainHeartbeat heartbeat) => true;
 
     public void Observe(PolicySynced synced)
     {
