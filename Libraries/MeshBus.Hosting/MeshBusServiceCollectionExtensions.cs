@@ -41,6 +41,8 @@ public static class MeshBusServiceCollectionExtensions
         services.AddOptions<RabbitMqTransportOptions>().BindConfiguration(RabbitMqTransportOptions.Section).ValidateOnStart();
         services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section).ValidateOnStart();
         services.AddOptions<HealthOptions>().BindConfiguration(HealthOptions.Section);
+        services.AddOptions<AgentIngressOptions>().BindConfiguration(AgentIngressOptions.Section).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AgentIngressOptions>, AgentIngressOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MeshBusOptions>, MeshBusOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RabbitMqTransportOptions>, RabbitMqOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<StorageOptions>, StorageOptionsValidator>());
@@ -125,7 +127,7 @@ public static class MeshBusServiceCollectionExtensions
 
     private static IRetryConfigurator IgnoreUnreadable(IRetryConfigurator retry)
     {
-        retry.Ignore<MalformedMessageException>();
+        retry.Ignore<RejectedMessageException>();
         retry.Ignore<System.Runtime.Serialization.SerializationException>();
         retry.Ignore<System.Text.Json.JsonException>();
         return retry;

@@ -27,6 +27,7 @@ public sealed class AuthorizeWorker : IMeshBusWorker
         services.TryAddSingleton<ISyncState, SyncState>();
         services.TryAddSingleton<ILoadedGovernance, LoadedGovernance>();
         services.TryAddSingleton<IntentAuthorizer>();
+        services.TryAddSingleton<AgentAnswerSigner>();
         // Cross-domain: the origin's egress decision and endorsement, the target's decision on an endorsement.
         services.TryAddSingleton<EgressEndorser>();
         services.TryAddSingleton<EndorsedIntentAuthorizer>();

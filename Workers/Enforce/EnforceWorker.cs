@@ -3,14 +3,17 @@ using MeshBus.Hosting;
 using MeshBus.Persistence;
 using MeshBus.Workers.Enforce.Halts;
 using MeshBus.Workers.Enforce.Lifecycle;
+using MeshBus.Workers.Enforce.Reports;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace MeshBus.Workers.Enforce;
 
 /// <summary>
 /// The enforce worker: the intent-lifecycle saga (<see cref="IntentLifecycleStateMachine"/>) stored durably with its
-/// executions index, and the halt router (<see cref="HaltExecutionConsumer"/>).
+/// executions index, the halt router (<see cref="HaltExecutionConsumer"/>), and the agent ingress of execution reports
+/// (<see cref="ReportIngressConsumer"/>, checked by <see cref="ExecutionReportVerifier"/>).
 /// </summary>
 public sealed class EnforceWorker : IMeshBusWorker
 {
@@ -46,6 +49,8 @@ public sealed class EnforceWorker : IMeshBusWorker
     {
         services.AddOptions<EnforceOptions>().BindConfiguration(EnforceOptions.Section);
         _store ??= StoreFrom(configuration);
+        services.TryAddSingleton<ExecutionReportVerifier>();
+        services.TryAddSingleton<HaltSigner>();
     }
 
     /// <inheritdoc />
@@ -55,5 +60,6 @@ public sealed class EnforceWorker : IMeshBusWorker
         bus.AddSagaStateMachine<IntentLifecycleStateMachine, IntentLifecycleState, IntentLifecycleSagaDefinition>()
             .SqlRepository(store);
         bus.AddConsumer<HaltExecutionConsumer, HaltExecutionConsumerDefinition>();
+        bus.AddConsumer<ReportIngressConsumer, ReportIngressConsumerDefinition>();
     }
 }

@@ -11,7 +11,7 @@ namespace MeshBus.Workers.Authorize.Consumers;
 /// The target's side of a cross-domain intent: an endorsement the bridge delivered, decided here. The agent's queue is in
 /// its home domain, so the grant or denial is published, for the bridge to carry back (and for this domain's saga).
 /// </summary>
-public sealed class IntentEndorsedConsumer(EndorsedIntentAuthorizer authorizer, ILogger<IntentEndorsedConsumer> logger) : IConsumer<IntentEndorsed>
+public sealed class IntentEndorsedConsumer(EndorsedIntentAuthorizer authorizer, AgentAnswerSigner signer, ILogger<IntentEndorsedConsumer> logger) : IConsumer<IntentEndorsed>
 {
     /// <inheritdoc />
     public async Task Consume(ConsumeContext<IntentEndorsed> context)
@@ -23,7 +23,8 @@ public sealed class IntentEndorsedConsumer(EndorsedIntentAuthorizer authorizer, 
             return;
         }
 
-        await context.Publish(decision.Message, decision.Message.GetType(), context.CancellationToken);
+        var message = signer.Sign(decision.Message);
+        await context.Publish(message, message.GetType(), context.CancellationToken);
     }
 }
 

@@ -458,14 +458,19 @@ public sealed class IntentAuthorizer(
 
     private Decision Rebuild(DecisionRecord record, long index)
     {
+        var intent = record.Renewal == 0 ? record.Intent : null;
         if (record.Kind == DecisionRecord.EgressKind && record.Allowed)
         {
-            return endorser.Release(record, index);
+            return endorser.Release(record, index) with { Recorded = true, Intent = intent };
         }
 
         if (!record.Allowed || record.Lease is null)
         {
-            return new Decision(record.Agent, new GrantDenied(record.IntentId, Domain, record.Agent, record.Reason, record.Detail, index, record.MatchedRules));
+            return new Decision(record.Agent, new GrantDenied(record.IntentId, Domain, record.Agent, record.Reason, record.Detail, index, record.MatchedRules))
+            {
+                Recorded = true,
+                Intent = intent,
+            };
         }
 
         var grant = signer.Sign(record.Lease, index);
@@ -473,7 +478,7 @@ public sealed class IntentAuthorizer(
         object message = record.Renewal == 0
             ? new GrantIssued(record.IntentId, Domain, record.Agent, grant, index, expires)
             : new GrantRenewed(record.IntentId, Domain, record.Agent, grant, index, expires, record.Renewal);
-        return new Decision(record.Agent, message);
+        return new Decision(record.Agent, message) { Recorded = true, Intent = intent };
     }
 
     internal Decision LineageDown(IntentSubmitted intent, string agent, Exception e)
