@@ -130,6 +130,12 @@ public sealed record AgentQuarantined(string Domain, string Agent, GovernanceRea
 {
     /// <summary>Version of this message's shape.</summary>
     public int MessageVersion { get; init; } = 1;
+
+    /// <summary>
+    /// Detached JWS (<c>header..signature</c>, <c>typ: meshbus-governance+jwt</c>) over every other field, by the quarantining domain's envelope key;
+    /// verified where consumed (docs/wire-format.md, <c>GovernanceSignatures</c>).
+    /// </summary>
+    public string? Signature { get; init; }
 }
 
 /// <summary>An operator released a quarantined agent.</summary>
@@ -141,4 +147,14 @@ public sealed record AgentReleased(string Domain, string Agent, string ReleasedB
 {
     /// <summary>Version of this message's shape.</summary>
     public int MessageVersion { get; init; } = 1;
+
+    /// <summary>The <see cref="AgentQuarantined.QuarantinedAt"/> of the quarantine this release lifts (a release lifts only the quarantine it names).</summary>
+    public DateTimeOffset? QuarantinedAt { get; init; }
+
+    /// <summary>
+    /// Detached JWS (<c>header..signature</c>, <c>typ: meshbus-governance+jwt</c>) over every other field, by the releasing
+    /// domain's root key (an operator act: <c>meshbus agent release</c>); verified where consumed (docs/wire-format.md,
+    /// <c>GovernanceSignatures</c>).
+    /// </summary>
+    public string? Signature { get; init; }
 }

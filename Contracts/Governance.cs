@@ -24,6 +24,12 @@ public sealed record PolicySynced(string Domain, string Publisher, PolicyScope S
 {
     /// <summary>Version of this message's shape.</summary>
     public int MessageVersion { get; init; } = 1;
+
+    /// <summary>
+    /// Detached JWS (<c>header..signature</c>, <c>typ: meshbus-governance+jwt</c>) over every other field, by the acknowledging domain's envelope key;
+    /// verified where consumed (docs/wire-format.md, <c>GovernanceSignatures</c>).
+    /// </summary>
+    public string? Signature { get; init; }
 }
 
 /// <summary>A domain published a new key set signed by its root key.</summary>
@@ -67,8 +73,9 @@ public sealed record IssueCredential(Guid RequestId, string Domain, string Agent
 
 /// <summary>A domain is alive and states what governance it has applied. Reschedules the peers' sync watchdogs.</summary>
 /// <param name="Domain">The sending domain.</param>
-/// <param name="Sequence">Monotonic per sender.</param>
-/// <param name="SentAt">When it was sent.</param>
+/// <param name="Sequence">The signed issue time in Unix milliseconds (strictly growing per replica): every Sync replica of a
+/// domain numbers on the same clock, so receivers can order any replica's heartbeats (they keep the latest <c>SentAt</c>).</param>
+/// <param name="SentAt">When it was sent (signed; a heartbeat dated in the future is refused).</param>
 /// <param name="KeySetSequence">The sender's current key set sequence.</param>
 /// <param name="DomainPolicyEpoch">The sender's applied domain-policy epoch.</param>
 /// <param name="EgressPolicyEpoch">The sender's applied egress-policy epoch.</param>
@@ -84,6 +91,12 @@ public sealed record DomainHeartbeat(
 {
     /// <summary>Version of this message's shape.</summary>
     public int MessageVersion { get; init; } = 1;
+
+    /// <summary>
+    /// Detached JWS (<c>header..signature</c>, <c>typ: meshbus-governance+jwt</c>) over every other field, by the sending domain's envelope key;
+    /// verified where consumed (docs/wire-format.md, <c>GovernanceSignatures</c>).
+    /// </summary>
+    public string? Signature { get; init; }
 }
 
 /// <summary>Trust in a peer, an agent or a key lapsed; every execution that depends on it is halted.</summary>

@@ -133,7 +133,9 @@ start_nats() {
   pick_port 4222; NATS_PORT=$PORT
   mkdir -p "$DIR/nats"
   STARTED+=(nats)
-  setsid nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$DIR/nats" > "$DIR/nats.out" 2>&1 < /dev/null &
+  # users and permissions per test domain (the federation tests connect as them), JetStream file storage, loopback
+  "$ROOT/scripts/nats-test-config.sh" "$DIR/nats" "$NATS_PORT" > "$DIR/nats/nats.env"
+  setsid nats-server -c "$DIR/nats/nats.conf" > "$DIR/nats.out" 2>&1 < /dev/null &
   NATS_PID=$!
 }
 
@@ -297,6 +299,8 @@ else
     [ $need_rmq -eq 1 ] && export MESH_TEST_RABBITMQ_URI="amqp://guest:guest@127.0.0.1:$RMQ_PORT/"
     [ $need_rmq -eq 1 ] && write_rabbitmqctl_wrapper && export MESH_TEST_RABBITMQCTL="$DIR/rabbitmqctl"
     [ $need_nats -eq 1 ] && export MESH_TEST_NATS_URL="nats://127.0.0.1:$NATS_PORT"
+    # shellcheck disable=SC1091
+    [ $need_nats -eq 1 ] && . "$DIR/nats/nats.env"
     [ $need_pg -eq 1 ] && export MESH_TEST_POSTGRES="Host=127.0.0.1;Port=$PG_PORT;Username=postgres"
     log "servers ready in $(( $(date +%s) - t0 )) s (data in $DIR)"
   fi

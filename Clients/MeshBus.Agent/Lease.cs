@@ -134,7 +134,7 @@ public sealed class Lease : IAsyncDisposable
             return Task.CompletedTask;
         }
 
-        var verified = _agent.VerifyGrant(renewed.Grant, _intent, _digest, renewed.Domain, Claims.Renewal + 1);
+        var verified = _agent.VerifyGrant(renewed.Grant, _intent, _digest, Claims.Renewal + 1);
         if (!verified.IsValid)
         {
             // A renewal that does not verify is ignored: the current lease still runs out on time.

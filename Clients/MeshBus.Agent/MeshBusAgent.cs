@@ -21,7 +21,7 @@ public sealed class MeshBusAgent : IAsyncDisposable
     private readonly byte[] _publicKey;
     private readonly ConcurrentDictionary<Guid, Pending> _pending = new();
     private readonly ConcurrentDictionary<Guid, Lease> _leases = new();
-    private readonly ConcurrentDictionary<(string Domain, PolicyScope Scope), long> _latestEpochs = new();
+    private readonly PolicyFloor _floor = new();
     private readonly string? _credentialKeyId;
     private HostReceiveEndpointHandle? _endpoint;
     private long _ignored;
@@ -150,13 +150,12 @@ public sealed class MeshBusAgent : IAsyncDisposable
 
     internal void Forget(Lease lease) => _leases.TryRemove(lease.IntentId, out _);
 
-    /// <summary>Verifies a grant for one of this agent's intents; on success the epochs it carries become the new floor.</summary>
-    internal VerificationResult<GrantClaims> VerifyGrant(string jws, IntentSubmitted intent, string digest, string decidingDomain, int minRenewal)
+    /// <summary>
+    /// Verifies a grant for one of this agent's intents; on success the epochs it carries become the floor of its signed
+    /// issuer (the unsigned <c>Domain</c> of the message that carried it plays no part).
+    /// </summary>
+    internal VerificationResult<GrantClaims> VerifyGrant(string jws, IntentSubmitted intent, string digest, int minRenewal)
     {
-        var floor = _latestEpochs
-            .Where(e => e.Key.Domain == decidingDomain)
-            .Select(e => new PolicyVersion(e.Key.Domain, e.Key.Scope, e.Value, ""))
-            .ToList();
         var result = Grants.Verify(jws, new GrantVerificationOptions
         {
             Audience = intent.TargetDomain,
@@ -165,7 +164,6 @@ public sealed class MeshBusAgent : IAsyncDisposable
             Now = _options.TimeProvider.GetUtcNow(),
             Skew = _options.Skew,
             IntentDigest = digest,
-            MinPolicyEpochs = floor,
         });
         if (!result.IsValid)
         {
@@ -183,11 +181,13 @@ public sealed class MeshBusAgent : IAsyncDisposable
             return VerificationResult<GrantClaims>.Fail(GovernanceReason.ReplayDetected, $"grant renewal {claims.Renewal} is older than {minRenewal}");
         }
 
-        foreach (var p in claims.Policies)
+        var floor = _floor.Check(claims);
+        if (!floor.IsValid)
         {
-            _latestEpochs.AddOrUpdate((p.Domain, p.Scope), p.Epoch, (_, old) => Math.Max(old, p.Epoch));
+            return floor;
         }
 
+        _floor.Raise(claims);
         return result;
     }
 
@@ -200,7 +200,7 @@ public sealed class MeshBusAgent : IAsyncDisposable
             return Task.CompletedTask; // a duplicate after the decision, or not ours to wait for
         }
 
-        var verified = VerifyGrant(message.Grant, pending.Intent, pending.Digest, message.Domain, 0);
+        var verified = VerifyGrant(message.Grant, pending.Intent, pending.Digest, 0);
         if (!verified.IsValid)
         {
             pending.Outcome.TrySetResult(IntentOutcome.Denied(new Denial(message.IntentId, verified.Reason, "grant refused by the agent: " + verified.Detail, RejectedByAgent: true)));

@@ -35,7 +35,7 @@ public static class MeshBusHost
             host = CreateBuilder(args, workers).Build();
             ValidateOptions(host.Services);
         }
-        catch (Exception e) when (ValidationFailures(e) is { Count: > 0 } failures)
+        catch (Exception e) when (SettingErrors.Describe(e) is { Count: > 0 } failures)
         {
             await Console.Error.WriteLineAsync("meshbus: configuration error:");
             foreach (var failure in failures)
@@ -54,6 +54,18 @@ public static class MeshBusHost
         {
             // SIGTERM arrived while starting: not a crash, stop what did start below.
         }
+        catch (Exception e) when (SettingErrors.Describe(e) is { Count: > 0 } failures)
+        {
+            // A setting read only when a service starts: the same answer as the checks above.
+            await Console.Error.WriteLineAsync("meshbus: configuration error:");
+            foreach (var failure in failures)
+            {
+                await Console.Error.WriteLineAsync("  - " + failure);
+            }
+
+            host.Dispose();
+            return 2;
+        }
 
         await host.WaitForShutdownAsync();
         host.Dispose();
@@ -69,15 +81,16 @@ public static class MeshBusHost
             () => services.GetRequiredService<IOptions<MeshBusOptions>>().Value,
             () => services.GetRequiredService<IOptions<RabbitMqTransportOptions>>().Value,
             () => services.GetRequiredService<IOptions<StorageOptions>>().Value,
+            () => services.GetRequiredService<IOptions<HealthOptions>>().Value,
         })
         {
             try
             {
                 resolve();
             }
-            catch (OptionsValidationException e)
+            catch (Exception e) when (SettingErrors.Describe(e) is { Count: > 0 } these)
             {
-                failures.AddRange(e.Failures);
+                failures.AddRange(these);
             }
         }
 
@@ -86,7 +99,7 @@ public static class MeshBusHost
             // Every other section registered with ValidateOnStart (the workers' own options).
             services.GetService<IStartupValidator>()?.Validate();
         }
-        catch (Exception e) when (ValidationFailures(e) is { Count: > 0 } more)
+        catch (Exception e) when (SettingErrors.Describe(e) is { Count: > 0 } more)
         {
             failures.AddRange(more);
         }
@@ -96,13 +109,6 @@ public static class MeshBusHost
             throw new OptionsValidationException(Options.DefaultName, typeof(MeshBusOptions), failures.Distinct());
         }
     }
-
-    private static List<string> ValidationFailures(Exception e) => e switch
-    {
-        OptionsValidationException v => v.Failures.Distinct().ToList(),
-        AggregateException a => a.InnerExceptions.SelectMany(ValidationFailures).Distinct().ToList(),
-        _ => [],
-    };
 
     /// <summary>Reads a configuration value the way the host does, for tools that start hosts themselves.</summary>
     public static IConfigurationRoot BuildConfiguration(string[] args, IDictionary<string, string?>? overrides = null) =>

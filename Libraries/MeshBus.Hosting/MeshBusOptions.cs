@@ -1,3 +1,5 @@
+using MeshBus.Persistence;
+
 namespace MeshBus.Hosting;
 
 /// <summary>Which broker a domain's bus runs on.</summary>
@@ -8,16 +10,6 @@ public enum TransportKind
 
     /// <summary>RabbitMQ: one broker per domain, workers as competing consumers.</summary>
     RabbitMq,
-}
-
-/// <summary>Where durable state lives.</summary>
-public enum StorageProvider
-{
-    /// <summary>Embedded SQLite files under <see cref="MeshBusOptions.DataDirectory"/>.</summary>
-    Sqlite,
-
-    /// <summary>PostgreSQL, shared by the replicas of a fleet.</summary>
-    Postgres,
 }
 
 /// <summary>The <c>MeshBus</c> configuration section (environment: <c>MeshBus__Domain</c>, ...).</summary>
@@ -102,6 +94,12 @@ public sealed class StorageOptions
 
     /// <summary>PostgreSQL connection string (required with <see cref="StorageProvider.Postgres"/>).</summary>
     public string? ConnectionString { get; set; }
+
+    /// <summary>
+    /// PostgreSQL connections per pool (<c>Maximum Pool Size</c>) unless the connection string names its own; a replica
+    /// opens one pool for the lineage log and one for its worker's own tables.
+    /// </summary>
+    public int PoolSize { get; set; } = 16;
 }
 
 /// <summary>The <c>Health</c> section: where <c>/health/live</c> and <c>/health/ready</c> are served.</summary>

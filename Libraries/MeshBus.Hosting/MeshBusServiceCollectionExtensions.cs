@@ -40,13 +40,15 @@ public static class MeshBusServiceCollectionExtensions
         services.AddOptions<MeshBusOptions>().BindConfiguration(MeshBusOptions.Section).ValidateOnStart();
         services.AddOptions<RabbitMqTransportOptions>().BindConfiguration(RabbitMqTransportOptions.Section).ValidateOnStart();
         services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section).ValidateOnStart();
-        services.AddOptions<HealthOptions>().BindConfiguration(HealthOptions.Section);
+        services.AddOptions<HealthOptions>().BindConfiguration(HealthOptions.Section).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HealthOptions>, HealthOptionsValidator>());
         services.AddOptions<AgentIngressOptions>().BindConfiguration(AgentIngressOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AgentIngressOptions>, AgentIngressOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MeshBusOptions>, MeshBusOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RabbitMqTransportOptions>, RabbitMqOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<StorageOptions>, StorageOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
+        services.AddMeshBusStorage();
 
         foreach (var worker in workers)
         {
@@ -67,7 +69,7 @@ public static class MeshBusServiceCollectionExtensions
             {
                 // Clustered on PostgreSQL: replicas share one schedule and recover a dead node's triggers.
                 // SQLite is one process's file: each worker process keeps its own, so two never fire one trigger.
-                var store = MeshBusStorage.SqlStore(meshBus, storage, "scheduler-" + string.Join('+', workers.Select(w => w.Name)) + ".db");
+                var store = MeshBusStorage.SqlStore(configuration, "scheduler-" + string.Join('+', workers.Select(w => w.Name)) + ".db");
                 services.AddMeshBusQuartz(store, clustered: storage.Provider == StorageProvider.Postgres, o =>
                 {
                     o.SchedulerName = "meshbus-" + (string.IsNullOrWhiteSpace(meshBus.Domain) ? "unnamed" : meshBus.Domain.Replace('/', '.'));
@@ -120,7 +122,11 @@ public static class MeshBusServiceCollectionExtensions
         });
 
         AddTelemetry(services, workers);
-        services.AddHealthChecks().AddCheck<StorageHealthCheck>("storage", tags: ["ready"]);
+        services.TryAddSingleton<WorkerReadiness>();
+        services.AddHealthChecks()
+            .AddCheck<StorageHealthCheck>("storage", tags: ["ready"])
+            .AddCheck<WorkerReadinessHealthCheck>("worker", tags: ["ready"]);
+        services.AddHostedService<ReadinessStartReport>();
         services.AddHostedService<HealthEndpointService>();
         return services;
     }

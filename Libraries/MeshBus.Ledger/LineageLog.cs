@@ -77,7 +77,14 @@ public static class LineageLogs
     public static SqlLineageLog OpenSqlite(string path, LineageLogOptions? options = null) =>
         SqlLineageLog.Open(new Storage.SqliteLedgerStore(path), options ?? new LineageLogOptions());
 
-    /// <summary>Opens (or creates) a PostgreSQL lineage log in the database of <paramref name="connectionString"/>.</summary>
+    /// <summary>
+    /// A PostgreSQL lineage log in the database of <paramref name="connectionString"/> without touching the database: its
+    /// schema is created on first use. For dependency-injection factories, which must not block on I/O.
+    /// </summary>
+    public static SqlLineageLog OpenPostgres(string connectionString, LineageLogOptions? options = null) =>
+        SqlLineageLog.Open(new Storage.PostgresLedgerStore(connectionString), options ?? new LineageLogOptions());
+
+    /// <summary>Opens (or creates) a PostgreSQL lineage log in the database of <paramref name="connectionString"/>, creating its schema now.</summary>
     public static async Task<SqlLineageLog> OpenPostgresAsync(string connectionString, LineageLogOptions? options = null, CancellationToken cancellationToken = default)
     {
         var store = new Storage.PostgresLedgerStore(connectionString);

@@ -126,7 +126,7 @@ public sealed class SqlLineageLog : ILineageLog, ICheckpointStore, IWitnessState
 
     /// <inheritdoc />
     public Task<bool> CompareAndSwapWitnessStateAsync(string origin, WitnessState? expected, WitnessState next, CancellationToken cancellationToken = default) =>
-        _store.CompareAndSwapWitnessStateAsync(origin, expected, next, cancellationToken);
+        _store.CompareAndSwapWitnessStateAsync(origin, expected, next, _options.TimeProvider.GetUtcNow(), cancellationToken);
 
     /// <summary>Entries in index order, streamed (audits, exports).</summary>
     public IAsyncEnumerable<LineageRecord> ReadEntriesAsync(long fromIndex = 0, CancellationToken cancellationToken = default) =>

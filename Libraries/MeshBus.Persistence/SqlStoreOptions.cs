@@ -2,13 +2,16 @@ using System.Text.RegularExpressions;
 
 namespace MeshBus.Persistence;
 
-/// <summary>The database engines MeshBus stores saga state and schedules in.</summary>
-public enum SqlProvider
+/// <summary>
+/// Where durable state lives (<c>Storage:Provider</c>): the one provider choice of every store, sagas, schedules,
+/// the lineage log and the workers' own tables.
+/// </summary>
+public enum StorageProvider
 {
-    /// <summary>One SQLite file, for the embedded mode (one process).</summary>
+    /// <summary>Embedded SQLite files under the data directory (one process).</summary>
     Sqlite,
 
-    /// <summary>PostgreSQL, for a fleet of replicas sharing one database.</summary>
+    /// <summary>PostgreSQL, shared by the replicas of a fleet.</summary>
     Postgres,
 }
 
@@ -22,7 +25,7 @@ public sealed partial class SqlStoreOptions
     public const string SectionName = "SqlStore";
 
     /// <summary>Which engine <see cref="ConnectionString"/> points at.</summary>
-    public SqlProvider Provider { get; set; } = SqlProvider.Sqlite;
+    public StorageProvider Provider { get; set; } = StorageProvider.Sqlite;
 
     /// <summary>An ADO.NET connection string for <see cref="Provider"/> (Npgsql or Microsoft.Data.Sqlite syntax).</summary>
     public string ConnectionString { get; set; } = "";

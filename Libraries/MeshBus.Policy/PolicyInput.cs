@@ -195,7 +195,7 @@ public sealed record PolicyIntent(
 /// <summary>The CEL variable <c>agent</c>.</summary>
 /// <param name="Subject">The agent subject, e.g. <c>acme.example/prod/agents/deployer</c>.</param>
 /// <param name="Domain">The agent's home domain.</param>
-/// <param name="Claims">The attested claims of its credential (e.g. <c>imageDigest</c>, <c>owner</c>, <c>groups</c>).</param>
+/// <param name="Claims">The attested claims of its credential (e.g. <c>image_digest</c>, <c>owner</c>, <c>groups</c>).</param>
 public sealed record PolicyAgent(string Subject, string Domain, IReadOnlyDictionary<string, JsonElement> Claims);
 
 /// <summary>The CEL variable <c>origin</c>: the domain the intent comes from.</summary>

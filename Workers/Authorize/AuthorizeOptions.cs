@@ -70,13 +70,6 @@ public sealed class AuthorizeOptions
 
     /// <summary>Messages fetched ahead from the broker per replica.</summary>
     public int PrefetchCount { get; set; } = 128;
-
-    /// <summary>
-    /// With PostgreSQL: the most connections each of the replica's two pools opens (the lineage log; quarantine and
-    /// nonces), unless the connection string sets <c>Maximum Pool Size</c> itself. Npgsql's default of 100 per pool
-    /// would let two replicas at full concurrency exhaust a default server's <c>max_connections</c>.
-    /// </summary>
-    public int DatabasePoolSize { get; set; } = 16;
 }
 
 /// <summary>
@@ -104,7 +97,6 @@ internal sealed class AuthorizeOptionsValidator(IOptions<MeshBusOptions> mesh) :
         Positive(errors, options.DefaultLeaseSeconds, "DefaultLeaseSeconds");
         Positive(errors, options.ConcurrentMessageLimit, "ConcurrentMessageLimit");
         Positive(errors, options.PrefetchCount, "PrefetchCount");
-        Positive(errors, options.DatabasePoolSize, "DatabasePoolSize");
         if (options.SyncWaitSeconds < 0 || options.ClockSkewSeconds < 0)
         {
             errors.Add("Authorize:SyncWaitSeconds and Authorize:ClockSkewSeconds must not be negative");

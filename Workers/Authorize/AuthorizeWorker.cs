@@ -1,11 +1,12 @@
 using MassTransit;
 using MeshBus.Hosting;
-using MeshBus.Ledger;
+using MeshBus.Persistence;
 using MeshBus.Trust;
 using MeshBus.Workers.Authorize.Checks;
 using MeshBus.Workers.Authorize.Consumers;
 using MeshBus.Workers.Authorize.Decisions;
-using MeshBus.Workers.Authorize.Federation;
+using MeshBus.Workers.Authorize.Paths;
+using MeshBus.Workers.Authorize.Steps;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -16,6 +17,9 @@ namespace MeshBus.Workers.Authorize;
 /// <summary>The authorize worker's composition: its services and its consumers.</summary>
 public sealed class AuthorizeWorker : IMeshBusWorker
 {
+    /// <summary>The SQLite file of the worker's own tables when embedded.</summary>
+    public const string SqliteFile = "authorize.db";
+
     /// <inheritdoc />
     public string Name => "authorize";
 
@@ -26,11 +30,18 @@ public sealed class AuthorizeWorker : IMeshBusWorker
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AuthorizeOptions>, AuthorizeOptionsValidator>());
         services.TryAddSingleton<ISyncState, SyncState>();
         services.TryAddSingleton<ILoadedGovernance, LoadedGovernance>();
-        services.TryAddSingleton<IntentAuthorizer>();
+        // The decision's steps, composed by its three paths: an intent of this domain's agent (a grant, or at the origin
+        // of a cross-domain intent an endorsement), an endorsed intent from a peer, a renewal.
+        services.TryAddSingleton<IdentityStep>();
+        services.TryAddSingleton<ReplayStep>();
+        services.TryAddSingleton<FreshnessStep>();
+        services.TryAddSingleton<PolicyStep>();
+        services.TryAddSingleton<RecordThenReleaseStep>();
         services.TryAddSingleton<AgentAnswerSigner>();
-        // Cross-domain: the origin's egress decision and endorsement, the target's decision on an endorsement.
         services.TryAddSingleton<EgressEndorser>();
-        services.TryAddSingleton<EndorsedIntentAuthorizer>();
+        services.TryAddSingleton<LocalIntentPath>();
+        services.TryAddSingleton<EndorsedIntentPath>();
+        services.TryAddSingleton<RenewalPath>();
         // Identity and grants on the trust library; AuthorizeKeys (resolver, grant key, key set sequence) comes from the
         // domain's key directory. The policy engine registers IDecisionPolicy.
         services.TryAddSingleton<IIntentVerifier, TrustIntentVerifier>();
@@ -38,39 +49,34 @@ public sealed class AuthorizeWorker : IMeshBusWorker
         services.TryAddSingleton<PolicyStoreDecisionPolicy>();
         services.TryAddSingleton<IDecisionPolicy>(sp => sp.GetRequiredService<PolicyStoreDecisionPolicy>());
         services.TryAddSingleton<IEgressPolicy>(sp => sp.GetRequiredService<PolicyStoreDecisionPolicy>());
+        services.TryAddSingleton<IPolicyBundles>(sp => sp.GetRequiredService<PolicyStoreDecisionPolicy>());
         services.TryAddSingleton(sp =>
         {
             // Only the grant key's private half; verification keys come from the signed key set and the trust config.
             var domainKeys = sp.GetService<DomainKeys>()
                 ?? DomainKeys.Load(sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.ResolvedKeyDirectory, KeyUsage.Grant);
             var now = sp.GetRequiredService<TimeProvider>().GetUtcNow();
-            return new AuthorizeKeys(domainKeys.LoadTrust(), domainKeys.Signer(KeyUsage.Grant, now), domainKeys.KeySet.Sequence);
+            return new AuthorizeKeys(domainKeys.LoadTrust(), domainKeys.Signer(KeyUsage.Grant, now), domainKeys.KeySet.Sequence) { OwnRoot = domainKeys.Root };
         });
-        // Quarantine and nonces share one bounded pool; the lineage log has its own (Authorize:DatabasePoolSize each).
-        services.TryAddSingleton(sp => new AuthorizeDatabase(
-            sp.GetRequiredService<IOptions<StorageOptions>>().Value, sp.GetRequiredService<IOptions<AuthorizeOptions>>().Value, DataDirectory(sp)));
+        services.TryAddSingleton(sp => sp.GetRequiredService<AuthorizeKeys>().GovernanceVerifier());
+        services.AddHealthChecks().AddCheck<GrantKeyHealthCheck>("keys", tags: ["ready"]);
+        // Quarantine and nonces: the worker's own tables, in the storage of the process (Hosting's MeshBusStorage: the
+        // shared bounded pool, or authorize.db). The lineage log comes from the same setup (AddMeshBus).
         services.TryAddSingleton<IQuarantineState>(sp =>
         {
-            var db = sp.GetRequiredService<AuthorizeDatabase>();
-            return db.Postgres is { } pg ? new PostgresQuarantineState(pg) : new SqliteQuarantineState(db.SqlitePath);
+            var storage = sp.GetRequiredService<MeshBusStorage>();
+            return storage.Provider == StorageProvider.Postgres
+                ? new PostgresQuarantineState(storage.Postgres)
+                : new SqliteQuarantineState(storage.SqlitePath(SqliteFile));
         });
         services.TryAddSingleton<INonceStore>(sp =>
         {
-            var db = sp.GetRequiredService<AuthorizeDatabase>();
-            return db.Postgres is { } pg ? new PostgresNonceStore(pg) : new SqliteNonceStore(db.SqlitePath);
+            var storage = sp.GetRequiredService<MeshBusStorage>();
+            return storage.Provider == StorageProvider.Postgres
+                ? new PostgresNonceStore(storage.Postgres)
+                : new SqliteNonceStore(storage.SqlitePath(SqliteFile));
         });
         services.AddHostedService<NoncePruner>();
-        // The domain's lineage log; a process hosting several workers shares one registration (TryAdd).
-        services.TryAddSingleton<ILineageLog>(sp =>
-        {
-            var storage = sp.GetRequiredService<IOptions<StorageOptions>>().Value;
-            var options = new LineageLogOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() };
-            return storage.Provider == StorageProvider.Postgres
-                ? LineageLogs.OpenPostgresAsync(
-                    AuthorizeDatabase.Bounded(storage.ConnectionString!, sp.GetRequiredService<IOptions<AuthorizeOptions>>().Value.DatabasePoolSize), options)
-                    .GetAwaiter().GetResult()
-                : LineageLogs.OpenSqlite(Path.Combine(DataDirectory(sp), "lineage.db"), options);
-        });
     }
 
     /// <inheritdoc />
@@ -81,12 +87,5 @@ public sealed class AuthorizeWorker : IMeshBusWorker
         bus.AddConsumer<EvaluateIntentConsumer, EvaluateIntentConsumerDefinition>();
         bus.AddConsumer<GovernanceStateConsumer, GovernanceStateConsumerDefinition>();
         bus.AddConsumer<QuarantineConsumer, QuarantineConsumerDefinition>();
-    }
-
-    private static string DataDirectory(IServiceProvider sp)
-    {
-        var dir = sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.DataDirectory;
-        Directory.CreateDirectory(dir);
-        return dir;
     }
 }

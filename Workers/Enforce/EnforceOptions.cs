@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Options;
+
 namespace MeshBus.Workers.Enforce;
 
 /// <summary>The <c>Enforce</c> section: the lifecycle saga's deadlines.</summary>
@@ -20,4 +22,46 @@ public sealed class EnforceOptions
 
     /// <summary>A heartbeat asks for a renewal once less than this fraction of the lease remains.</summary>
     public double RenewalFraction { get; set; } = 0.5;
+
+    /// <summary>
+    /// How many halt-acknowledgement deadlines a halting execution with no known lease may miss before its saga ends
+    /// <c>Expired</c> instead of repeating the halt (with a known lease, the lease's expiry ends it).
+    /// </summary>
+    public int MaxHaltRepeats { get; set; } = 10;
+}
+
+/// <summary>Checks the <c>Enforce</c> section on start, naming the setting and its environment variable.</summary>
+internal sealed class EnforceOptionsValidator : IValidateOptions<EnforceOptions>
+{
+    public ValidateOptionsResult Validate(string? name, EnforceOptions options)
+    {
+        var errors = new List<string>();
+        void Positive(TimeSpan value, string setting)
+        {
+            if (value <= TimeSpan.Zero)
+            {
+                errors.Add($"Enforce:{setting} must be a positive duration like 00:00:30 (environment variable Enforce__{setting})");
+            }
+        }
+
+        Positive(options.DecisionTimeout, nameof(EnforceOptions.DecisionTimeout));
+        Positive(options.HeartbeatTimeout, nameof(EnforceOptions.HeartbeatTimeout));
+        Positive(options.HaltAcknowledgementTimeout, nameof(EnforceOptions.HaltAcknowledgementTimeout));
+        if (options.LeaseGrace < TimeSpan.Zero)
+        {
+            errors.Add("Enforce:LeaseGrace must not be negative (environment variable Enforce__LeaseGrace)");
+        }
+
+        if (options.RenewalFraction is <= 0 or >= 1)
+        {
+            errors.Add("Enforce:RenewalFraction must be between 0 and 1, e.g. 0.5 (environment variable Enforce__RenewalFraction)");
+        }
+
+        if (options.MaxHaltRepeats < 1)
+        {
+            errors.Add("Enforce:MaxHaltRepeats must be at least 1 (environment variable Enforce__MaxHaltRepeats)");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
 }

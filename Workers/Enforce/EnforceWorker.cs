@@ -1,12 +1,14 @@
 using MassTransit;
 using MeshBus.Hosting;
 using MeshBus.Persistence;
+using MeshBus.Trust;
 using MeshBus.Workers.Enforce.Halts;
 using MeshBus.Workers.Enforce.Lifecycle;
 using MeshBus.Workers.Enforce.Reports;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace MeshBus.Workers.Enforce;
 
@@ -30,25 +32,17 @@ public sealed class EnforceWorker : IMeshBusWorker
     /// <inheritdoc />
     public string Name => "enforce";
 
-    /// <summary>The saga store derived from the MeshBus storage settings: <c>enforce.db</c> under the data directory, or PostgreSQL.</summary>
-    public static SqlStoreOptions StoreFrom(IConfiguration configuration)
-    {
-        var storage = configuration.GetSection(StorageOptions.Section).Get<StorageOptions>() ?? new StorageOptions();
-        if (storage.Provider == StorageProvider.Postgres)
-        {
-            return new SqlStoreOptions { Provider = SqlProvider.Postgres, ConnectionString = storage.ConnectionString ?? "" };
-        }
-
-        var mesh = configuration.GetSection(MeshBusOptions.Section).Get<MeshBusOptions>() ?? new MeshBusOptions();
-        Directory.CreateDirectory(mesh.DataDirectory);
-        return new SqlStoreOptions { Provider = SqlProvider.Sqlite, ConnectionString = $"Data Source={Path.Combine(mesh.DataDirectory, "enforce.db")}" };
-    }
-
     /// <inheritdoc />
     public void ConfigureServices(IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<EnforceOptions>().BindConfiguration(EnforceOptions.Section);
-        _store ??= StoreFrom(configuration);
+        services.AddOptions<EnforceOptions>().BindConfiguration(EnforceOptions.Section).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<EnforceOptions>, EnforceOptionsValidator>());
+        // Quarantines carry authority: signed with the domain's envelope key (loaded when the first one is made).
+        services.TryAddSingleton(sp => GovernanceSigner.FromDirectory(
+            sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.ResolvedKeyDirectory, sp.GetRequiredService<TimeProvider>()));
+        // The saga repository is configured while services are added, so its store is read from configuration here;
+        // the setup itself (engine, file, database) is the hosting's one (MeshBusStorage).
+        _store ??= MeshBusStorage.SqlStore(configuration, "enforce.db");
         services.TryAddSingleton<ExecutionReportVerifier>();
         services.TryAddSingleton<HaltSigner>();
     }

@@ -1,6 +1,7 @@
 using MassTransit;
 using MeshBus.Contracts;
 using MeshBus.Hosting;
+using MeshBus.Trust;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -22,11 +23,15 @@ public sealed class SyncOptions
 
 /// <summary>
 /// Publishes <see cref="DomainHeartbeat"/> for this domain at start and then on every interval, stating what it has
-/// applied (key set sequence, policy epochs, federation digest). Authorize checks its age on every decision.
+/// applied (key set sequence, policy epochs, federation digest), signed with the domain's envelope key. Authorize checks
+/// its age on every decision. The sequence is the signed issue time in milliseconds (kept strictly growing within this
+/// replica), so the heartbeats of all Sync replicas of a domain are numbered on one clock and interchangeable: stopping
+/// any replica leaves the others' heartbeats current.
 /// </summary>
 public sealed class DomainHeartbeatPublisher(
     IBus bus,
     IAppliedGovernance governance,
+    GovernanceSigner signer,
     IOptions<MeshBusOptions> mesh,
     IOptions<SyncOptions> options,
     TimeProvider clock,
@@ -34,25 +39,37 @@ public sealed class DomainHeartbeatPublisher(
 {
     private long _sequence;
 
-    /// <summary>Publishes one heartbeat now.</summary>
+    /// <summary>Publishes one signed heartbeat now.</summary>
     public Task PublishAsync(CancellationToken cancellationToken)
     {
-        var heartbeat = new DomainHeartbeat(
+        var now = clock.GetUtcNow();
+        var sequence = Next(now.ToUnixTimeMilliseconds());
+        var heartbeat = signer.Sign(new DomainHeartbeat(
             mesh.Value.Domain,
-            Interlocked.Increment(ref _sequence),
-            clock.GetUtcNow(),
+            sequence,
+            now,
             governance.KeySetSequence,
             governance.Epoch(PolicyScope.Domain),
             governance.Epoch(PolicyScope.Egress),
-            governance.Digest(PolicyScope.Federation));
+            governance.Digest(PolicyScope.Federation)));
         return bus.Publish(heartbeat, cancellationToken);
+    }
+
+    private long Next(long milliseconds)
+    {
+        long current, next;
+        do
+        {
+            current = Interlocked.Read(ref _sequence);
+            next = Math.Max(current + 1, milliseconds);
+        }
+        while (Interlocked.CompareExchange(ref _sequence, next, current) != current);
+        return next;
     }
 
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        // Sequences start from the wall clock so a restarted Sync is never behind its previous life.
-        _sequence = clock.GetUtcNow().ToUnixTimeMilliseconds();
         using var timer = new PeriodicTimer(options.Value.HeartbeatInterval, clock);
         do
         {

@@ -30,7 +30,7 @@ public class PolicyBenchmarks
     private static readonly string[] Conditions =
     [
         "'deployers' in agent.claims.groups && intent.maxDurationSeconds <= 1800",
-        "agent.claims.owner == 'team-web' && agent.claims.imageDigest.startsWith('sha256:')",
+        "agent.claims.owner == 'team-web' && agent.claims.image_digest.startsWith('sha256:')",
         "has(intent.parameters.replicas) && int(intent.parameters.replicas) > 20",
         "now - intent.issuedAt > duration('5m')",
         "origin.domain != target.domain && intent.maxDurationSeconds > 600",
@@ -106,7 +106,7 @@ public class PolicyBenchmarks
         {
             ["groups"] = JsonSerializer.SerializeToElement(r % 2 == 0 ? new[] { "deployers", "sre" } : ["viewers"]),
             ["owner"] = JsonSerializer.SerializeToElement(r % 3 == 0 ? "team-web" : "team-data"),
-            ["imageDigest"] = JsonSerializer.SerializeToElement("sha256:9f86d081884c7d65"),
+            ["image_digest"] = JsonSerializer.SerializeToElement("sha256:9f86d081884c7d65"),
         };
         var parameters = JsonDocument.Parse(r % 4 == 0 ? "{\"replicas\": 30}" : "{\"replicas\": 3, \"image\": \"web:1.2\"}").RootElement.Clone();
         var resource = $"k8s://cluster-{r % 7}/ns-{r % 13}/web";

@@ -43,8 +43,9 @@ var root = RootKey.Generate(domain);
 var grantPrivate = Ed25519Keys.NewPrivateKey();
 var grantKey = new Ed25519Signer(KeyIds.For(KeyUsage.Grant, Ed25519Keys.PublicKeyOf(grantPrivate)), KeyUsage.Grant, grantPrivate);
 var credentialKey = Ed25519Signer.Generate(KeyUsage.Credential);
+var envelopeKey = Ed25519Signer.Generate(KeyUsage.Envelope);
 var keySet = new KeySet(domain, 1, now.AddDays(-1), now.AddDays(1),
-    [Entry(grantKey), Entry(credentialKey)], []);
+    [Entry(grantKey), Entry(credentialKey), Entry(envelopeKey)], []);
 var trust = new TrustConfig([root.VerifierKey], keySet);
 
 var settings = new Dictionary<string, string?>
@@ -68,7 +69,7 @@ builder.Logging.SetMinimumLevel(LogLevel.Warning);
 var agentSubject = domain + "/agents/load";
 var answers = new ConcurrentDictionary<Guid, TaskCompletionSource<object>>();
 builder.Services.AddSingleton(answers);
-builder.Services.AddSingleton(new AuthorizeKeys(trust, grantKey, keySet.Sequence));
+builder.Services.AddSingleton(new AuthorizeKeys(trust, grantKey, keySet.Sequence) { OwnRoot = root.VerifierKey });
 builder.Services.AddMeshBus(builder.Configuration, [new AuthorizeWorker()], x =>
 {
     x.AddConsumer<AgentAnswerConsumer>().Endpoint(e =>
@@ -87,13 +88,13 @@ await host.StartAsync();
 try
 {
     var bus = host.Services.GetRequiredService<IBus>();
-    var policy = (PolicyStoreDecisionPolicy)host.Services.GetRequiredService<IDecisionPolicy>();
+    var policy = host.Services.GetRequiredService<IPolicyBundles>();
     var bundle = PolicyBundleSigning.Sign($$$"""
         {"format":"meshbus-policy/v1","scope":"domain","domain":"{{{domain}}}","epoch":1,
          "rules":[{"id":"allow-deploy","effect":"allow","match":{"actions":["deploy"],"resources":["k8s://**"]},
                    "condition":"'deployers' in agent.claims.groups","obligations":{"maxLeaseSeconds":300}}]}
         """, grantKey.KeyId, grantPrivate);
-    policy.Load(bundle);
+    policy.Load(bundle, PolicyScope.Domain);
     var governance = await bus.GetSendEndpoint(new Uri($"queue:{prefix}authorize-governance"));
     long beat = 0;
     using var heartbeats = new CancellationTokenSource();
@@ -101,7 +102,8 @@ try
     {
         while (!heartbeats.IsCancellationRequested)
         {
-            await governance.Send(new DomainHeartbeat(domain, ++beat, DateTimeOffset.UtcNow, keySet.Sequence, 1, 0, ""));
+            // Signed as the domain's Sync signs them (the envelope key): Authorize refuses anything else.
+            await governance.Send(new GovernanceSigner(() => envelopeKey).Sign(new DomainHeartbeat(domain, ++beat, DateTimeOffset.UtcNow, keySet.Sequence, 1, 0, "")));
             await Task.Delay(2000, heartbeats.Token).ContinueWith(_ => { }, TaskScheduler.Default);
         }
     });

@@ -36,6 +36,13 @@ public sealed class OptionsValidationTests
     }
 
     [Fact]
+    public void A_storage_pool_of_no_connections_names_the_variable()
+    {
+        var e = Failure("--MeshBus:Domain=acme.example/prod", "--Storage:PoolSize=0");
+        Assert.Contains(e.Failures, f => f.Contains("Storage__PoolSize", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void A_complete_configuration_validates()
     {
         using var host = MeshBusHost.CreateBuilder(

@@ -4,20 +4,20 @@ using Xunit;
 
 namespace MeshBus.Hosting.Tests;
 
-/// <summary>The real <c>meshbus-authorize</c> executable: start-up errors and graceful shutdown on SIGTERM.</summary>
+/// <summary>The real worker executables: start-up errors and graceful shutdown on SIGTERM.</summary>
 public sealed class WorkerProcessTests
 {
-    private static readonly string[] OwnSections = ["MeshBus__", "RabbitMqTransport__", "Storage__", "Health__"];
+    private static readonly string[] OwnSections = ["MeshBus__", "RabbitMqTransport__", "Storage__", "Health__", "Enforce__", "Sync__", "Authorize__"];
 
     private sealed class WorkerProcess : IDisposable
     {
         private readonly StringBuilder _output = new();
         private readonly Process _process;
 
-        public WorkerProcess(IDictionary<string, string> environment)
+        public WorkerProcess(IDictionary<string, string> environment, string worker = "Authorize")
         {
             var tfm = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-            var dll = Path.Combine(TestPaths.RepositoryRoot(), "Workers", "Authorize", "bin", tfm.Parent!.Name, tfm.Name, "meshbus-authorize.dll");
+            var dll = Path.Combine(TestPaths.RepositoryRoot(), "Workers", worker, "bin", tfm.Parent!.Name, tfm.Name, "meshbus-" + worker.ToLowerInvariant() + ".dll");
             Assert.True(File.Exists(dll), "worker not built: " + dll);
             var start = new ProcessStartInfo("dotnet", [dll])
             {
@@ -119,6 +119,65 @@ public sealed class WorkerProcessTests
         var code = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
         Assert.True(code == 2, $"exit code {code}\n{worker.Output}");
         Assert.Contains("MeshBus__Domain", worker.Output, StringComparison.Ordinal);
+    }
+
+    // Each badly formed setting an operator reported (rc=134 with a stack trace before): exit 2, the variable named.
+    [Theory(Timeout = 120_000)]
+    [InlineData("Authorize", "MeshBus__Transport", "Rabbit")]
+    [InlineData("Authorize", "Storage__Provider", "postgresql")]
+    [InlineData("Authorize", "RabbitMqTransport__Port", "abc")]
+    [InlineData("Authorize", "Health__Urls", "notaurl")]
+    [InlineData("Authorize", "MeshBus__ImmediateRetries", "many")]
+    [InlineData("Enforce", "Enforce__HeartbeatTimeout", "abc")]
+    [InlineData("Enforce", "Enforce__HeartbeatTimeout", "-00:00:01")]
+    [InlineData("Sync", "Sync__HeartbeatInterval", "soon")]
+    [InlineData("Sync", "Sync__PolicyBundleFile", "/nonexistent/policy.json")]
+    public async Task A_badly_formed_setting_ends_the_worker_with_code_2_naming_the_variable(string workerName, string variable, string value)
+    {
+        using var worker = new WorkerProcess(
+            new Dictionary<string, string>
+            {
+                ["MeshBus__Domain"] = "acme.example/settings",
+                ["MeshBus__DataDirectory"] = TestPaths.TempDirectory(),
+                [variable] = value,
+            },
+            workerName);
+        var code = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(code == 2, $"exit code {code?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none (still running)"}\n{worker.Output}");
+        Assert.Contains(variable, worker.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", worker.Output, StringComparison.Ordinal);
+    }
+
+    // A worker that cannot do its job answers 503 naming why, and says it in its log at start.
+    [Theory(Timeout = 120_000)]
+    [InlineData("Authorize", "keys", null)]
+    [InlineData("Sync", "policy", "unsigned")]
+    public async Task A_worker_without_keys_or_with_a_refused_policy_is_not_ready_and_says_why(string workerName, string need, string? policy)
+    {
+        var data = TestPaths.TempDirectory();
+        var environment = new Dictionary<string, string>
+        {
+            ["MeshBus__Domain"] = "acme.example/ready",
+            ["MeshBus__DataDirectory"] = data,
+            ["MeshBus__KeyDirectory"] = Path.Combine(data, "no-keys-here"),
+            ["Health__Urls"] = $"http://127.0.0.1:{TestPaths.FreePort()}",
+        };
+        if (policy is not null)
+        {
+            var file = Path.Combine(data, "policy.json");
+            await File.WriteAllTextAsync(file, """{"format":"meshbus-policy/v1","scope":"domain","domain":"acme.example/ready","epoch":1,"rules":[]}""");
+            environment["Sync__PolicyBundleFile"] = file;
+        }
+
+        using var worker = new WorkerProcess(environment, workerName);
+        Assert.True(await worker.WaitForOutputAsync("Not ready: ", TimeSpan.FromSeconds(60)), worker.Output);
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        using var response = await http.GetAsync(environment["Health__Urls"] + "/health/ready");
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Contains(need, body, StringComparison.Ordinal);
+        Assert.Contains(need, worker.Output, StringComparison.Ordinal);
     }
 
     [Theory]

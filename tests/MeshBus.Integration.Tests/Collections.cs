@@ -18,3 +18,7 @@ public sealed class PostgresCollection : ICollectionFixture<PostgresFixture>;
 /// <summary>Tests on the shared RabbitMQ and PostgreSQL together (workers with a PostgreSQL store on RabbitMQ).</summary>
 [CollectionDefinition("rabbitmq-postgres")]
 public sealed class RabbitMqPostgresCollection : ICollectionFixture<RabbitMqFixture>, ICollectionFixture<PostgresFixture>;
+
+/// <summary>Tests on the shared NATS (with the federation test users) and PostgreSQL together (the bridge's fleet setup).</summary>
+[CollectionDefinition("nats-postgres")]
+public sealed class NatsPostgresCollection : ICollectionFixture<NatsFixture>, ICollectionFixture<PostgresFixture>;

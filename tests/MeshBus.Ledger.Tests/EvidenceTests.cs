@@ -1,6 +1,8 @@
 using System.Text;
 using System.Text.Json.Nodes;
 using MeshBus.Cli;
+using MeshBus.Contracts;
+using MeshBus.Ledger.Decisions;
 using MeshBus.Ledger.Evidence;
 using MeshBus.Trust;
 using MeshBus.Trust.Crypto;
@@ -68,6 +70,45 @@ public sealed class EvidenceTests : IDisposable
         Assert.True(code == 0, output);
         Assert.DoesNotContain("FAIL", output, StringComparison.Ordinal);
         Assert.Contains("PASS grant lineage_index 2", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Exporting_a_granted_then_halted_intent_includes_the_grant_rebuilt_from_its_decision_record()
+    {
+        // What production writes: the decision record (AuthorizationDecided, meshbus-decision/v1) with its lease, then the
+        // halt; no GrantIssued record, and no --grant file.
+        var now = DateTimeOffset.UtcNow;
+        DomainAdministration.Initialize(DomainDir, Domain, now);
+        var keys = DomainKeys.Load(DomainDir, KeyUsage.Grant, KeyUsage.Log);
+        TrustFiles.Export(keys, TrustDir, false, now);
+        const string digest = "sha256:8d2f0b7d1c4e5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d";
+        const string agent = Domain + "/agents/deployer";
+        var agentKey = Base64Url.Encode(Ed25519Keys.PublicKeyOf(new byte[32]));
+        var iat = now.ToUnixTimeSeconds();
+        var intent = new IntentSubmitted(_intent, Domain, agent, Domain, "deploy", "svc/web", null, 300, "n-1", now, "credential", "signature");
+        var lease = new LeaseClaims(_intent.ToString("D"), Domain, agent, Domain, _intent, digest, "deploy", "svc/web", agentKey, iat, iat + 300, 4, "sha256:policy", null, null, 0);
+        var record = new DecisionRecord(DecisionRecord.DecisionKind, _intent, 0, Domain, agent, Domain, digest, true, GovernanceReason.None, "allowed", ["allow-deploy"],
+            4, "sha256:policy", null, null, keys.KeySet.Sequence, now.ToUnixTimeMilliseconds(), lease, intent);
+        long index;
+        await using (var log = LineageLogs.OpenSqlite(Store))
+        {
+            await log.AppendAsync(new LineageEntry("other:1", "DomainHeartbeat", Encoding.UTF8.GetBytes("{\"type\":\"DomainHeartbeat\"}")));
+            index = (await log.AppendAsync(new LineageEntry(record.Key, record.EntryType, record.ToBytes()))).Index;
+            await log.AppendAsync(new LineageEntry("halted:" + _intent, "ExecutionHalted", Encoding.UTF8.GetBytes($"{{\"type\":\"ExecutionHalted\",\"intentId\":\"{_intent}\"}}")));
+        }
+
+        var bundle = _dir.File("evidence.json");
+        var (code, output) = await RunAsync("proof", "export", "--intent", _intent.ToString(), "--out", bundle, "--store", Store, "--domain-dir", DomainDir);
+        Assert.True(code == 0, output);
+        Assert.Contains("grant included", output, StringComparison.Ordinal);
+
+        var parsed = EvidenceBundle.Parse(await File.ReadAllTextAsync(bundle));
+        Assert.Equal(["AuthorizationDecided", "ExecutionHalted"], parsed.Records.Select(r => r.Type));
+        Assert.Equal(Grants.Issue(lease.ToGrantClaims(index), keys.Signer(KeyUsage.Grant, now)), parsed.Grant);
+        (code, output) = await VerifyAsync(bundle);
+        Assert.True(code == 0, output);
+        Assert.Contains($"PASS grant lineage_index {index}", output, StringComparison.Ordinal);
+        Assert.Contains("PASS grant intent_digest", output, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -163,6 +163,22 @@ public sealed class SqliteLogTests : LogContract, IDisposable
         Assert.True((await again.AppendAsync(Entry("a:2"))).AlreadyPresent);
     }
 
+    [Fact]
+    public async Task The_witness_state_is_stamped_with_the_logs_clock()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(1_700_000_000));
+        await using (var log = LineageLogs.OpenSqlite(_dir.File("clock.db"), new LineageLogOptions { TimeProvider = time }))
+        {
+            Assert.True(await log.CompareAndSwapWitnessStateAsync("o", null, new WitnessState("o", 3, new byte[32], "n3")));
+        }
+
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_dir.File("clock.db")};Pooling=False");
+        connection.Open();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT updated_at FROM witness_state WHERE origin = 'o'";
+        Assert.Equal(1_700_000_000_000L, (long)command.ExecuteScalar()!);
+    }
+
     public void Dispose() => _dir.Dispose();
 }
 
@@ -190,5 +206,21 @@ public sealed class PostgresLogTests(MeshBus.TestSupport.PostgresFixture postgre
         }
 
         Assert.Equal(MerkleTree.RootOf(all), head.RootHash);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Opening_touches_no_database_and_the_first_use_creates_the_schema()
+    {
+        // Nothing listens on port 1: opening must not notice (dependency-injection factories do not block on I/O) ...
+        await using (var unreachable = LineageLogs.OpenPostgres("Host=127.0.0.1;Port=1;Username=postgres;Timeout=2"))
+        {
+            await Assert.ThrowsAnyAsync<Exception>(() => unreachable.AppendAsync(Entry("a:1")));
+        }
+
+        // ... and on a fresh database, uses racing each other create the schema once and then work.
+        await using var log = LineageLogs.OpenPostgres(await postgres.CreateDatabaseAsync("ledger"));
+        var appended = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => log.AppendAsync(Entry($"a:{i}"))));
+        Assert.Equal(8, appended.Select(a => a.Index).Distinct().Count());
+        Assert.Equal(8, (await log.GetTreeHeadAsync()).Size);
     }
 }

@@ -51,7 +51,7 @@ Console.Out.Flush();
 await Task.Run(() => Console.In.ReadToEnd());
 await host.StopAsync();
 
-internal sealed record HostSettings(SqlProvider Provider, string Connection, Uri RabbitMq, string SchedulerQueue, string? SagaQueue, bool Clustered, string? InstanceId, TimeSpan? Hold)
+internal sealed record HostSettings(StorageProvider Provider, string Connection, Uri RabbitMq, string SchedulerQueue, string? SagaQueue, bool Clustered, string? InstanceId, TimeSpan? Hold)
 {
     public static HostSettings Parse(string[] args)
     {
@@ -64,7 +64,7 @@ internal sealed record HostSettings(SqlProvider Provider, string Connection, Uri
         string Required(string name) => Value(name) ?? throw new ArgumentException($"missing {name}");
 
         return new HostSettings(
-            Enum.Parse<SqlProvider>(Required("--provider"), ignoreCase: true),
+            Enum.Parse<StorageProvider>(Required("--provider"), ignoreCase: true),
             Required("--connection"),
             new Uri(Required("--rabbitmq")),
             Required("--scheduler-queue"),

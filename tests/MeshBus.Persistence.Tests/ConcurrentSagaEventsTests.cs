@@ -16,9 +16,9 @@ public sealed class ConcurrentSagaEventsTests(PostgresFixture postgres, RabbitMq
     private const int Replicas = 3;
 
     [Theory]
-    [InlineData(SqlProvider.Sqlite)]
-    [InlineData(SqlProvider.Postgres)]
-    public async Task Hundreds_of_concurrent_events_on_one_saga_from_several_consumers_are_each_applied_exactly_once(SqlProvider provider)
+    [InlineData(StorageProvider.Sqlite)]
+    [InlineData(StorageProvider.Postgres)]
+    public async Task Hundreds_of_concurrent_events_on_one_saga_from_several_consumers_are_each_applied_exactly_once(StorageProvider provider)
     {
         var store = await TestStores.CreateAsync(provider, postgres);
         var queue = $"persist-saga-{Guid.NewGuid():N}";

@@ -17,21 +17,21 @@ public sealed class ServersCollection : ICollectionFixture<PostgresFixture>, ICo
 /// <summary>Fresh, empty stores: a SQLite file in a temp directory, or a new PostgreSQL database.</summary>
 internal static class TestStores
 {
-    public static async Task<SqlStoreOptions> CreateAsync(SqlProvider provider, PostgresFixture postgres)
+    public static async Task<SqlStoreOptions> CreateAsync(StorageProvider provider, PostgresFixture postgres)
     {
-        if (provider == SqlProvider.Postgres)
+        if (provider == StorageProvider.Postgres)
         {
-            return new SqlStoreOptions { Provider = SqlProvider.Postgres, ConnectionString = await postgres.CreateDatabaseAsync("persist") };
+            return new SqlStoreOptions { Provider = StorageProvider.Postgres, ConnectionString = await postgres.CreateDatabaseAsync("persist") };
         }
 
         var directory = Path.Combine(Path.GetTempPath(), "meshbus-persist-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(directory);
-        return new SqlStoreOptions { Provider = SqlProvider.Sqlite, ConnectionString = $"Data Source={Path.Combine(directory, "store.db")}" };
+        return new SqlStoreOptions { Provider = StorageProvider.Sqlite, ConnectionString = $"Data Source={Path.Combine(directory, "store.db")}" };
     }
 
     public static async Task<DbConnection> OpenAsync(SqlStoreOptions store)
     {
-        DbConnection connection = store.Provider == SqlProvider.Sqlite
+        DbConnection connection = store.Provider == StorageProvider.Sqlite
             ? new SqliteConnection(store.ConnectionString)
             : new NpgsqlConnection(store.ConnectionString);
         await connection.OpenAsync();

@@ -10,9 +10,9 @@ namespace MeshBus.Persistence.Tests;
 public sealed class SagaRestartTests(PostgresFixture postgres, RabbitMqFixture rabbitMq, ITestOutputHelper output)
 {
     [Theory]
-    [InlineData(SqlProvider.Sqlite)]
-    [InlineData(SqlProvider.Postgres)]
-    public async Task Saga_state_and_its_scheduled_timeout_survive_a_kill_mid_lifecycle_and_the_saga_continues(SqlProvider provider)
+    [InlineData(StorageProvider.Sqlite)]
+    [InlineData(StorageProvider.Postgres)]
+    public async Task Saga_state_and_its_scheduled_timeout_survive_a_kill_mid_lifecycle_and_the_saga_continues(StorageProvider provider)
     {
         var store = await TestStores.CreateAsync(provider, postgres);
         var sagaQueue = $"persist-saga-{Guid.NewGuid():N}";

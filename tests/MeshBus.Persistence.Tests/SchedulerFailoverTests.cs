@@ -12,7 +12,7 @@ public sealed class SchedulerFailoverTests(PostgresFixture postgres, RabbitMqFix
     [Fact]
     public async Task Two_replicas_fire_each_message_once_and_the_survivor_fires_what_a_dead_replica_held()
     {
-        var store = await TestStores.CreateAsync(SqlProvider.Postgres, postgres);
+        var store = await TestStores.CreateAsync(StorageProvider.Postgres, postgres);
         var schedulerQueue = $"persist-sched-{Guid.NewGuid():N}";
         await using var pings = await PingListener.StartAsync(rabbitMq.AmqpUri, $"persist-ping-{Guid.NewGuid():N}");
 

@@ -10,9 +10,9 @@ namespace MeshBus.Persistence.Tests;
 public sealed class SchedulerRestartTests(PostgresFixture postgres, RabbitMqFixture rabbitMq, ITestOutputHelper output)
 {
     [Theory]
-    [InlineData(SqlProvider.Sqlite)]
-    [InlineData(SqlProvider.Postgres)]
-    public async Task A_message_due_while_the_host_was_killed_fires_once_after_restart_and_a_cancelled_one_never(SqlProvider provider)
+    [InlineData(StorageProvider.Sqlite)]
+    [InlineData(StorageProvider.Postgres)]
+    public async Task A_message_due_while_the_host_was_killed_fires_once_after_restart_and_a_cancelled_one_never(StorageProvider provider)
     {
         var store = await TestStores.CreateAsync(provider, postgres);
         var schedulerQueue = $"persist-sched-{Guid.NewGuid():N}";
@@ -20,7 +20,7 @@ public sealed class SchedulerRestartTests(PostgresFixture postgres, RabbitMqFixt
         string[] args =
         [
             "--provider", provider.ToString(), "--connection", store.ConnectionString, "--rabbitmq", rabbitMq.AmqpUri.ToString(),
-            "--scheduler-queue", schedulerQueue, .. provider == SqlProvider.Postgres ? new[] { "--clustered" } : [],
+            "--scheduler-queue", schedulerQueue, .. provider == StorageProvider.Postgres ? new[] { "--clustered" } : [],
         ];
 
         var first = await TestHostProcess.StartAsync("host-1", output, args);

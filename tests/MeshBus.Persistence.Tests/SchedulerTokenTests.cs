@@ -19,7 +19,7 @@ public sealed class SchedulerTokenTests(PostgresFixture postgres, RabbitMqFixtur
 
     public async Task InitializeAsync()
     {
-        _store = await TestStores.CreateAsync(SqlProvider.Sqlite, postgres);
+        _store = await TestStores.CreateAsync(StorageProvider.Sqlite, postgres);
         _pings = await PingListener.StartAsync(rabbitMq.AmqpUri, $"persist-ping-{Guid.NewGuid():N}");
         var services = new ServiceCollection();
         services.AddLogging();

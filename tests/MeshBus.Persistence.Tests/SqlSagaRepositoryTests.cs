@@ -10,9 +10,9 @@ namespace MeshBus.Persistence.Tests;
 public sealed class SqlSagaRepositoryTests(PostgresFixture postgres)
 {
     [Theory]
-    [InlineData(SqlProvider.Sqlite)]
-    [InlineData(SqlProvider.Postgres)]
-    public async Task An_update_from_a_stale_version_is_rejected_and_the_newer_state_kept(SqlProvider provider)
+    [InlineData(StorageProvider.Sqlite)]
+    [InlineData(StorageProvider.Postgres)]
+    public async Task An_update_from_a_stale_version_is_rejected_and_the_newer_state_kept(StorageProvider provider)
     {
         var database = await OpenAsync(provider);
         var id = Guid.NewGuid();
@@ -37,9 +37,9 @@ public sealed class SqlSagaRepositoryTests(PostgresFixture postgres)
     }
 
     [Theory]
-    [InlineData(SqlProvider.Sqlite)]
-    [InlineData(SqlProvider.Postgres)]
-    public async Task A_second_insert_of_the_same_id_is_a_concurrency_conflict(SqlProvider provider)
+    [InlineData(StorageProvider.Sqlite)]
+    [InlineData(StorageProvider.Postgres)]
+    public async Task A_second_insert_of_the_same_id_is_a_concurrency_conflict(StorageProvider provider)
     {
         var database = await OpenAsync(provider);
         var id = Guid.NewGuid();
@@ -54,9 +54,9 @@ public sealed class SqlSagaRepositoryTests(PostgresFixture postgres)
     }
 
     [Theory]
-    [InlineData(SqlProvider.Sqlite)]
-    [InlineData(SqlProvider.Postgres)]
-    public async Task Index_rows_change_only_when_the_saga_state_commits(SqlProvider provider)
+    [InlineData(StorageProvider.Sqlite)]
+    [InlineData(StorageProvider.Postgres)]
+    public async Task Index_rows_change_only_when_the_saga_state_commits(StorageProvider provider)
     {
         var database = await OpenAsync(provider);
         var index = Reader(database);
@@ -105,7 +105,7 @@ public sealed class SqlSagaRepositoryTests(PostgresFixture postgres)
     [Fact]
     public async Task Querying_an_unregistered_saga_type_names_it()
     {
-        var index = Reader(await OpenAsync(SqlProvider.Sqlite));
+        var index = Reader(await OpenAsync(StorageProvider.Sqlite));
 
         var error = await Assert.ThrowsAsync<ArgumentException>(() => index.FindAsync("No.Such.Saga", "owner", "x"));
         Assert.Contains("No.Such.Saga", error.Message, StringComparison.Ordinal);
@@ -123,7 +123,7 @@ public sealed class SqlSagaRepositoryTests(PostgresFixture postgres)
         Assert.Contains("SagaTable", error.Message, StringComparison.Ordinal);
     }
 
-    private async Task<SqlDatabase> OpenAsync(SqlProvider provider)
+    private async Task<SqlDatabase> OpenAsync(StorageProvider provider)
     {
         var database = new SqlDatabase(await TestStores.CreateAsync(provider, postgres));
         await database.EnsureSchemaAsync(default);

@@ -107,7 +107,7 @@ public sealed class DecisionSemanticsTests
     {
         var policy = CompiledPolicy.Compile(Bundle(
             ("allow-all", "allow", "*", "**", null, null),
-            ("deny-unless-owner", "deny", "*", "**", "agent.claims.team != 'web'", null)));
+            ("deny-unless-owner", "deny", "*", "**", "agent.claims.runtime != 'k8s'", null)));
         var d = policy.Decide(Inputs.Make());
         Assert.False(d.Allowed);
         Assert.Equal(GovernanceReason.PolicyError, d.Reason);
@@ -140,7 +140,7 @@ public sealed class DecisionSemanticsTests
         var policy = CompiledPolicy.Compile(Bundle(("allow-all-fields", "allow", "*", "**",
             "intent.action == 'deploy' && intent.resource.startsWith('k8s://') && intent.id != '' && intent.targetDomain == target.domain"
             + " && agent.subject.endsWith('/deployer') && agent.domain == origin.domain && agent.claims.owner == 'team-web'"
-            + " && agent.claims.imageDigest.startsWith('sha256:') && now - intent.issuedAt < duration('1m') && now > timestamp('2026-01-01T00:00:00Z')"
+            + " && agent.claims.image_digest.startsWith('sha256:') && now - intent.issuedAt < duration('1m') && now > timestamp('2026-01-01T00:00:00Z')"
             + " && size(origin.attributes) == 0 && intent.maxDurationSeconds == 300", null)));
         var d = policy.Decide(Inputs.Make());
         Assert.True(d.Allowed, d.Detail);

@@ -19,7 +19,7 @@ internal static class Inputs
         var claims = new Dictionary<string, JsonElement>
         {
             ["groups"] = JsonSerializer.SerializeToElement(groups ?? ["deployers"]),
-            ["imageDigest"] = JsonSerializer.SerializeToElement("sha256:abc"),
+            ["image_digest"] = JsonSerializer.SerializeToElement("sha256:abc"),
             ["owner"] = JsonSerializer.SerializeToElement("team-web"),
         };
         return new PolicyInput(

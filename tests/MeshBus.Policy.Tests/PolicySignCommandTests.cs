@@ -35,13 +35,11 @@ public sealed class PolicySignCommandTests : IDisposable
         return path;
     }
 
-    // What the Authorize worker does: any key of the domain's key set.
+    // What the Sync and Authorize workers do: the grant keys of the domain's key set.
     private static PolicySigners DomainKeySet(string domainDir)
     {
         var keys = DomainKeys.Load(domainDir);
-        var now = DateTimeOffset.UtcNow;
-        return PolicySigners.AnyKnownKey(keyId =>
-            KeyUsages.All.Select(u => keys.KeySet.Resolve(keys.Domain, keyId, u, now)).FirstOrDefault(k => k.Found)?.PublicKey);
+        return PolicySigners.DomainGrantKeys(keys.KeySet, keys.Domain, DateTimeOffset.UtcNow);
     }
 
     private static VerifierKey RootOf(string domainDir) => DomainKeys.Load(domainDir).Root;

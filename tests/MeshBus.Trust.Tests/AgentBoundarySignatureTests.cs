@@ -1,6 +1,5 @@
 using System.Text;
 using MeshBus.Contracts;
-using Xunit;
 
 namespace MeshBus.Trust.Tests;
 

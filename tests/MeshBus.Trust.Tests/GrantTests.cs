@@ -182,15 +182,33 @@ public sealed class GrantTests
     public void A_grant_from_a_domain_outside_the_trust_config_is_rejected()
     {
         var other = new TestDomain("evil.example/prod");
-        var claims = other.Grant(_agent.Public) with { Audience = _domain.Name };
-        var result = Grants.Verify(Grants.Issue(claims, other.Signers[KeyUsage.Grant]), Options());
+        var result = Grants.Verify(Grants.Issue(other.Grant(_agent.Public), other.Signers[KeyUsage.Grant]), Options() with { Audience = other.Name });
         Assert.Equal(GovernanceReason.UnknownDomain, result.Reason);
+    }
+
+    [Fact]
+    public void A_grant_a_pinned_peer_minted_for_this_domain_is_rejected()
+    {
+        // The peer is trusted for its own grants (its key resolves), never for grants at this domain's resources.
+        var peer = new TestDomain("globex.example/prod");
+        var trust = new TrustConfig([_domain.Root.VerifierKey, peer.Root.VerifierKey], _domain.KeySet);
+        Assert.True(trust.AcceptKeySet(peer.SignedKeySet, TestDomain.Now).IsValid);
+        var minted = Grants.Issue(peer.Grant(_agent.Public) with { Audience = _domain.Name }, peer.Signers[KeyUsage.Grant]);
+
+        var result = Grants.Verify(minted, Options() with { KeyResolver = trust });
+
+        Assert.False(result.IsValid);
+        Assert.Equal(GovernanceReason.SignatureInvalid, result.Reason);
+        Assert.Contains("not by the resource's domain", result.Detail, StringComparison.Ordinal);
+        Assert.True(Grants.Verify(Issue(), Options() with { KeyResolver = trust }).IsValid);
     }
 
     [Fact]
     public void A_grant_for_another_audience_is_rejected()
     {
-        var result = Grants.Verify(Issue(), Options() with { Audience = "other.example/prod" });
+        // Issued by this domain (iss matches) but for another domain's resources.
+        var token = Grants.Issue(_domain.Grant(_agent.Public) with { Audience = "other.example/prod" }, _domain.Signers[KeyUsage.Grant]);
+        var result = Grants.Verify(token, Options());
         Assert.False(result.IsValid);
         Assert.Contains("audience", result.Detail, StringComparison.Ordinal);
     }
@@ -265,5 +283,28 @@ public sealed class GrantTests
     public void A_grant_is_only_signed_with_a_grant_key()
     {
         Assert.Throws<ArgumentException>(() => Grants.Issue(_domain.Grant(_agent.Public), _domain.Signers[KeyUsage.Credential]));
+    }
+
+    [Fact]
+    public void The_policy_floor_is_kept_per_signed_issuer_and_covers_federation_epochs()
+    {
+        var floor = new PolicyFloor();
+        var claims = _domain.Grant(_agent.Public) with
+        {
+            Policies = [new PolicyVersion(_domain.Name, PolicyScope.Domain, 7, "sha256:aa"), new PolicyVersion("acme-globex", PolicyScope.Federation, 3, "sha256:ff")],
+        };
+        floor.Raise(claims);
+
+        Assert.True(floor.Check(claims).IsValid);
+        var federationRollback = claims with { Policies = [claims.Policies[0], claims.Policies[1] with { Epoch = 2 }] };
+        Assert.Equal(GovernanceReason.PolicyRevoked, floor.Check(federationRollback).Reason);
+        var federationDropped = claims with { Policies = [claims.Policies[0]] };
+        Assert.Equal(GovernanceReason.PolicyRevoked, floor.Check(federationDropped).Reason);
+
+        // Another issuer's grants are measured against that issuer's floor only.
+        var otherIssuer = claims with { Issuer = "globex.example/prod", Policies = [new PolicyVersion(_domain.Name, PolicyScope.Domain, 1, "sha256:aa")] };
+        Assert.True(floor.Check(otherIssuer).IsValid);
+        floor.Raise(otherIssuer with { Policies = [new PolicyVersion(_domain.Name, PolicyScope.Domain, 9_000_000_000_000_000, "sha256:aa")] });
+        Assert.True(floor.Check(claims).IsValid);
     }
 }

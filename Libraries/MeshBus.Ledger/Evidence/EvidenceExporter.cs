@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using MeshBus.Ledger.Decisions;
 using MeshBus.Trust;
 using MeshBus.Trust.Notes;
 
@@ -18,7 +19,9 @@ public static class EvidenceExporter
     /// <param name="intentId">The intent.</param>
     /// <param name="witnessKeys">Known witness keys (type 0x04); those that cosigned the checkpoint go into the bundle.</param>
     /// <param name="jwks">The JWKS of the domain's grant keys, or null.</param>
-    /// <param name="grant">The grant; when null it is taken from the intent's <c>GrantIssued</c> record, if any.</param>
+    /// <param name="grant">The grant; when null it is rebuilt from the intent's first decision record (see <see cref="RecordedGrant"/>).</param>
+    /// <param name="grantSignerAt">The domain's grant key that was current at a moment (the lease's <c>iat</c>), to rebuild
+    /// the grant when none is given; null (or a null key): no grant in the bundle.</param>
     /// <param name="cancellationToken">Cancellation.</param>
     public static async Task<EvidenceBundle> ExportAsync(
         SqlLineageLog log,
@@ -28,6 +31,7 @@ public static class EvidenceExporter
         IEnumerable<VerifierKey> witnessKeys,
         JsonObject? jwks,
         string? grant = null,
+        Func<DateTimeOffset, ISigner?>? grantSignerAt = null,
         CancellationToken cancellationToken = default)
     {
         var records = await log.FindAsync(intentId, cancellationToken);
@@ -56,7 +60,7 @@ public static class EvidenceExporter
             bundleRecords.Add(new EvidenceRecord(r.Type, r.Index, r.Data, new TlogProof(r.Index, proof, note).ToString()));
         }
 
-        grant ??= records.Where(r => r.Type == "GrantIssued").Select(r => FindString(r.Data, "grant")).FirstOrDefault(g => g is not null);
+        grant ??= grantSignerAt is null ? null : RecordedGrant(records, grantSignerAt);
         return new EvidenceBundle(
             intentId,
             grant,
@@ -64,6 +68,31 @@ public static class EvidenceExporter
             new Dictionary<string, string>(StringComparer.Ordinal) { [publisher.Origin] = logKey.ToString() },
             witnesses,
             jwks);
+    }
+
+    /// <summary>
+    /// The grant released for an intent, rebuilt from its first decision record (<see cref="DecisionRecord.DecisionType"/>,
+    /// renewal 0): the stored lease claims at the record's index, signed with the grant key that was current when the
+    /// lease was issued, are the byte-identical grant (Ed25519 is deterministic). Null when the intent was not granted
+    /// or that key is not at hand; a bundle's verifier checks the rebuilt grant like any other.
+    /// </summary>
+    /// <param name="records">The intent's lineage records.</param>
+    /// <param name="grantSignerAt">The domain's grant key current at a moment, or null when it is not at hand.</param>
+    public static string? RecordedGrant(IEnumerable<LineageRecord> records, Func<DateTimeOffset, ISigner?> grantSignerAt)
+    {
+        ArgumentNullException.ThrowIfNull(records);
+        ArgumentNullException.ThrowIfNull(grantSignerAt);
+        foreach (var r in records.Where(r => r.Type == DecisionRecord.DecisionType))
+        {
+            var decision = DecisionRecord.Parse(r.Data);
+            if (decision.Renewal == 0 && decision.Allowed && decision.Lease is { } lease)
+            {
+                var signer = grantSignerAt(DateTimeOffset.FromUnixTimeSeconds(lease.IssuedAt));
+                return signer is null ? null : Grants.Issue(lease.ToGrantClaims(r.Index), signer);
+            }
+        }
+
+        return null;
     }
 
     /// <summary>The first string property named <paramref name="name"/> (case-insensitive, underscores ignored) anywhere in a JSON leaf.</summary>

@@ -33,7 +33,7 @@ internal abstract class LedgerStore : IAsyncDisposable
 
     public abstract Task<WitnessState?> GetWitnessStateAsync(string origin, CancellationToken ct);
 
-    public abstract Task<bool> CompareAndSwapWitnessStateAsync(string origin, WitnessState? expected, WitnessState next, CancellationToken ct);
+    public abstract Task<bool> CompareAndSwapWitnessStateAsync(string origin, WitnessState? expected, WitnessState next, DateTimeOffset at, CancellationToken ct);
 
     public abstract ValueTask DisposeAsync();
 

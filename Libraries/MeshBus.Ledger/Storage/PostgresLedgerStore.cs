@@ -12,9 +12,29 @@ namespace MeshBus.Ledger.Storage;
 internal sealed class PostgresLedgerStore(string connectionString) : LedgerStore
 {
     private readonly NpgsqlDataSource _dataSource = NpgsqlDataSource.Create(connectionString);
+    private readonly Lock _schemaGate = new();
+    private Task? _schema;
 
-    public async Task EnsureSchemaAsync(CancellationToken ct)
+    /// <summary>
+    /// Creates the schema once, on the first use of the store (so opening it never blocks); a failed attempt (database
+    /// not up yet) is retried by the next use instead of being remembered.
+    /// </summary>
+    public Task EnsureSchemaAsync(CancellationToken ct)
     {
+        lock (_schemaGate)
+        {
+            if (_schema is null || _schema.IsFaulted || _schema.IsCanceled)
+            {
+                _schema = CreateSchemaAsync();
+            }
+
+            return _schema.WaitAsync(ct);
+        }
+    }
+
+    private async Task CreateSchemaAsync()
+    {
+        var ct = CancellationToken.None;
         await using var conn = await _dataSource.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
 
@@ -35,6 +55,7 @@ internal sealed class PostgresLedgerStore(string connectionString) : LedgerStore
 
     public override async Task<IAppendTransaction> BeginAppendAsync(CancellationToken ct)
     {
+        await EnsureSchemaAsync(ct);
         var conn = await _dataSource.OpenConnectionAsync(ct);
         try
         {
@@ -54,6 +75,7 @@ internal sealed class PostgresLedgerStore(string connectionString) : LedgerStore
 
     public override async Task<TreeHead> GetHeadAsync(CancellationToken ct)
     {
+        await EnsureSchemaAsync(ct);
         await using var cmd = _dataSource.CreateCommand("SELECT size, root_hash FROM lineage_head WHERE id = 1");
         await using var r = await cmd.ExecuteReaderAsync(ct);
         await r.ReadAsync(ct);
@@ -71,6 +93,7 @@ internal sealed class PostgresLedgerStore(string connectionString) : LedgerStore
 
     private async Task<List<LineageRecord>> QueryRecordsAsync(string where, object p, CancellationToken ct)
     {
+        await EnsureSchemaAsync(ct);
         await using var cmd = _dataSource.CreateCommand("SELECT idx, entry_key, entry_type, data, appended_at FROM lineage_entry " + where);
         cmd.Parameters.AddWithValue("p", p);
         return await ReadRecordsAsync(cmd, ct);
@@ -90,6 +113,7 @@ internal sealed class PostgresLedgerStore(string connectionString) : LedgerStore
 
     public override async Task<Dictionary<NodeId, byte[]>> ReadNodesAsync(IReadOnlyCollection<NodeId> ids, CancellationToken ct)
     {
+        await EnsureSchemaAsync(ct);
         await using var conn = await _dataSource.OpenConnectionAsync(ct);
         return await ReadNodesAsync(conn, null, ids, ct);
     }
@@ -114,6 +138,7 @@ internal sealed class PostgresLedgerStore(string connectionString) : LedgerStore
 
     public override async IAsyncEnumerable<LineageRecord> ReadEntriesAsync(long fromIndex, [EnumeratorCancellation] CancellationToken ct)
     {
+        await EnsureSchemaAsync(ct);
         await using var cmd = _dataSource.CreateCommand("SELECT idx, entry_key, entry_type, data, appended_at FROM lineage_entry WHERE idx >= @p ORDER BY idx");
         cmd.Parameters.AddWithValue("p", fromIndex);
         await using var r = await cmd.ExecuteReaderAsync(ct);
@@ -125,6 +150,7 @@ internal sealed class PostgresLedgerStore(string connectionString) : LedgerStore
 
     public override async IAsyncEnumerable<MerkleNode> ReadAllNodesAsync([EnumeratorCancellation] CancellationToken ct)
     {
+        await EnsureSchemaAsync(ct);
         await using var cmd = _dataSource.CreateCommand("SELECT level, idx, hash FROM lineage_node ORDER BY level, idx");
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct))
@@ -135,6 +161,7 @@ internal sealed class PostgresLedgerStore(string connectionString) : LedgerStore
 
     public override async Task<bool> AddCheckpointAsync(StoredCheckpoint c, CancellationToken ct)
     {
+        await EnsureSchemaAsync(ct);
         await using var cmd = _dataSource.CreateCommand(
             "INSERT INTO lineage_checkpoint (size, root_hash, note, created_at) VALUES (@s, @r, @n, @t) ON CONFLICT (size) DO NOTHING");
         cmd.Parameters.AddWithValue("s", c.Size);
@@ -146,6 +173,7 @@ internal sealed class PostgresLedgerStore(string connectionString) : LedgerStore
 
     public override async Task<IReadOnlyList<StoredCheckpoint>> GetCheckpointsAsync(long? size, bool latestOnly, CancellationToken ct)
     {
+        await EnsureSchemaAsync(ct);
         await using var cmd = _dataSource.CreateCommand("SELECT size, root_hash, note, created_at FROM lineage_checkpoint"
             + (size is null ? "" : " WHERE size = @s")
             + (latestOnly ? " ORDER BY size DESC LIMIT 1" : " ORDER BY size"));
@@ -166,6 +194,7 @@ internal sealed class PostgresLedgerStore(string connectionString) : LedgerStore
 
     public override async Task<bool> AddCosignatureAsync(long size, string witness, string signatureLine, DateTimeOffset at, CancellationToken ct)
     {
+        await EnsureSchemaAsync(ct);
         await using var cmd = _dataSource.CreateCommand(
             "INSERT INTO lineage_cosignature (size, witness, signature_line, created_at) VALUES (@s, @w, @l, @t) ON CONFLICT DO NOTHING");
         cmd.Parameters.AddWithValue("s", size);
@@ -177,6 +206,7 @@ internal sealed class PostgresLedgerStore(string connectionString) : LedgerStore
 
     public override async Task<IReadOnlyList<string>> GetCosignaturesAsync(long size, CancellationToken ct)
     {
+        await EnsureSchemaAsync(ct);
         await using var cmd = _dataSource.CreateCommand("SELECT signature_line FROM lineage_cosignature WHERE size = @s ORDER BY witness, signature_line");
         cmd.Parameters.AddWithValue("s", size);
         await using var r = await cmd.ExecuteReaderAsync(ct);
@@ -191,14 +221,16 @@ internal sealed class PostgresLedgerStore(string connectionString) : LedgerStore
 
     public override async Task<WitnessState?> GetWitnessStateAsync(string origin, CancellationToken ct)
     {
+        await EnsureSchemaAsync(ct);
         await using var cmd = _dataSource.CreateCommand("SELECT size, root_hash, note FROM witness_state WHERE origin = @o");
         cmd.Parameters.AddWithValue("o", origin);
         await using var r = await cmd.ExecuteReaderAsync(ct);
         return await r.ReadAsync(ct) ? new WitnessState(origin, r.GetInt64(0), (byte[])r[1], r.GetString(2)) : null;
     }
 
-    public override async Task<bool> CompareAndSwapWitnessStateAsync(string origin, WitnessState? expected, WitnessState next, CancellationToken ct)
+    public override async Task<bool> CompareAndSwapWitnessStateAsync(string origin, WitnessState? expected, WitnessState next, DateTimeOffset at, CancellationToken ct)
     {
+        await EnsureSchemaAsync(ct);
         await using var cmd = _dataSource.CreateCommand(expected is null
             ? "INSERT INTO witness_state (origin, size, root_hash, note, updated_at) VALUES (@o, @s, @r, @n, @t) ON CONFLICT (origin) DO NOTHING"
             : "UPDATE witness_state SET size = @s, root_hash = @r, note = @n, updated_at = @t WHERE origin = @o AND size = @es AND root_hash = @er");
@@ -206,7 +238,7 @@ internal sealed class PostgresLedgerStore(string connectionString) : LedgerStore
         cmd.Parameters.AddWithValue("s", next.Size);
         cmd.Parameters.AddWithValue("r", next.RootHash);
         cmd.Parameters.AddWithValue("n", next.Note);
-        cmd.Parameters.AddWithValue("t", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        cmd.Parameters.AddWithValue("t", at.ToUnixTimeMilliseconds());
         if (expected is not null)
         {
             cmd.Parameters.AddWithValue("es", expected.Size);

@@ -236,7 +236,7 @@ internal sealed class SqliteLedgerStore : LedgerStore
         return Task.FromResult(r.Read() ? new WitnessState(origin, r.GetInt64(0), (byte[])r[1], r.GetString(2)) : null);
     }
 
-    public override async Task<bool> CompareAndSwapWitnessStateAsync(string origin, WitnessState? expected, WitnessState next, CancellationToken ct) =>
+    public override async Task<bool> CompareAndSwapWitnessStateAsync(string origin, WitnessState? expected, WitnessState next, DateTimeOffset at, CancellationToken ct) =>
         expected is null
             ? await WriteAsync(
                 "INSERT OR IGNORE INTO witness_state (origin, size, root_hash, note, updated_at) VALUES ($o, $s, $r, $n, $t)",
@@ -245,7 +245,7 @@ internal sealed class SqliteLedgerStore : LedgerStore
                 ("$s", next.Size),
                 ("$r", next.RootHash),
                 ("$n", next.Note),
-                ("$t", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())) == 1
+                ("$t", at.ToUnixTimeMilliseconds())) == 1
             : await WriteAsync(
                 "UPDATE witness_state SET size = $s, root_hash = $r, note = $n, updated_at = $t WHERE origin = $o AND size = $es AND root_hash = $er",
                 ct,
@@ -253,7 +253,7 @@ internal sealed class SqliteLedgerStore : LedgerStore
                 ("$s", next.Size),
                 ("$r", next.RootHash),
                 ("$n", next.Note),
-                ("$t", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()),
+                ("$t", at.ToUnixTimeMilliseconds()),
                 ("$es", expected.Size),
                 ("$er", expected.RootHash)) == 1;
 

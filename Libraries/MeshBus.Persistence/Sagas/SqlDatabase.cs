@@ -28,7 +28,7 @@ internal sealed class SqlDatabase
 
     public SqlStoreOptions Options { get; }
 
-    public bool IsSqlite => Options.Provider == SqlProvider.Sqlite;
+    public bool IsSqlite => Options.Provider == StorageProvider.Sqlite;
 
     /// <summary>
     /// SQLite has one writer per file. Microsoft.Data.Sqlite waits for the write lock by retrying synchronously,

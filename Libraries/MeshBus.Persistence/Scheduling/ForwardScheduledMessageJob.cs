@@ -7,7 +7,7 @@ using Quartz;
 namespace MeshBus.Persistence;
 
 /// <summary>Fires a stored schedule: sends the stored envelope to its destination, keeping its message id.</summary>
-internal sealed class ForwardScheduledMessageJob(IBus bus, ILogger<ForwardScheduledMessageJob> logger) : IJob
+internal sealed class ForwardScheduledMessageJob(IBus bus, ScheduledSendsInFlight inFlight, ILogger<ForwardScheduledMessageJob> logger) : IJob
 {
     public const string DestinationKey = "Destination";
     public const string ContentTypeKey = "ContentType";
@@ -19,6 +19,22 @@ internal sealed class ForwardScheduledMessageJob(IBus bus, ILogger<ForwardSchedu
         var contentType = new ContentType(Read(context, ContentTypeKey));
         var body = Read(context, BodyKey);
 
+        inFlight.Enter();
+        try
+        {
+            await Send(destination, contentType, body, cancellationToken);
+        }
+        finally
+        {
+            inFlight.Leave();
+        }
+
+        logger.LogDebug("Fired schedule {TokenId} to {Destination} (scheduled {Scheduled:O}, recovering {Recovering})",
+            context.JobDetail.Key.Name, destination, context.ScheduledFireTimeUtc, context.Recovering);
+    }
+
+    private async Task Send(Uri destination, ContentType contentType, string body, CancellationToken cancellationToken)
+    {
         var endpoint = await bus.GetSendEndpoint(destination);
         await endpoint.Send(new SerializedMessageBody(), Pipe.Execute<SendContext>(sendContext =>
         {
@@ -30,8 +46,6 @@ internal sealed class ForwardScheduledMessageJob(IBus bus, ILogger<ForwardSchedu
             sendContext.InitiatorId = serializerContext.InitiatorId;
             sendContext.Serializer = serializerContext.GetMessageSerializer();
         }), cancellationToken);
-        logger.LogDebug("Fired schedule {TokenId} to {Destination} (scheduled {Scheduled:O}, recovering {Recovering})",
-            context.JobDetail.Key.Name, destination, context.ScheduledFireTimeUtc, context.Recovering);
     }
 
     private static string Read(IJobExecutionContext context, string key) =>

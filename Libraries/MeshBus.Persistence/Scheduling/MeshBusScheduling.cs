@@ -27,7 +27,7 @@ public static class MeshBusScheduling
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(store);
         store.Validate();
-        if (clustered && store.Provider == SqlProvider.Sqlite)
+        if (clustered && store.Provider == StorageProvider.Sqlite)
         {
             throw new ArgumentException("A clustered scheduler needs PostgreSQL: SQLite is one process's file.", nameof(clustered));
         }
@@ -36,6 +36,7 @@ public static class MeshBusScheduling
         configure?.Invoke(options);
         options.Validate();
         services.AddSingleton(options);
+        services.AddSingleton<ScheduledSendsInFlight>();
         services.AddQuartz(q =>
         {
             q.ConfigureScheduler(s =>
@@ -52,7 +53,7 @@ public static class MeshBusScheduling
             q.AddJobType<ExpireTombstoneJob>();
             q.UsePersistentStore(p =>
             {
-                if (store.Provider == SqlProvider.Postgres)
+                if (store.Provider == StorageProvider.Postgres)
                 {
                     p.UsePostgres(store.ConnectionString);
                 }

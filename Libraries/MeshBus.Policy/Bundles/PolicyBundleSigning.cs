@@ -5,8 +5,8 @@ using MeshBus.Trust.Crypto;
 namespace MeshBus.Policy.Bundles;
 
 /// <summary>
-/// Who must have signed a bundle. Domain and egress bundles need a valid signature by a key of the publishing domain
-/// (<see cref="AnyKnownKey"/>); a federation bundle needs one by every member's root (<see cref="EveryKey"/>).
+/// Who must have signed a bundle. Domain and egress bundles need a valid signature by a grant key of the publishing
+/// domain (<see cref="DomainGrantKeys"/>); a federation bundle needs one by every member's root (<see cref="EveryKey"/>).
 /// </summary>
 public sealed class PolicySigners
 {
@@ -27,6 +27,18 @@ public sealed class PolicySigners
     {
         ArgumentNullException.ThrowIfNull(resolveKey);
         return new PolicySigners(resolveKey, null);
+    }
+
+    /// <summary>
+    /// A domain or egress bundle's signers: the <b>grant</b> keys of <paramref name="domain"/>, valid at
+    /// <paramref name="at"/> (the rule: the key that signs what the domain allows also signs the policy that decides it;
+    /// <c>meshbus policy sign</c> uses it). A credential, envelope, log or witness key of the domain never verifies a bundle.
+    /// </summary>
+    public static PolicySigners DomainGrantKeys(MeshBus.Trust.IKeyResolver keys, string domain, DateTimeOffset at)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        ArgumentNullException.ThrowIfNull(domain);
+        return AnyKnownKey(keyId => keys.Resolve(domain, keyId, MeshBus.Trust.KeyUsage.Grant, at).PublicKey);
     }
 
     /// <summary>

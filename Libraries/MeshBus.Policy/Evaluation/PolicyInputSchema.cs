@@ -17,12 +17,26 @@ public static class PolicyInputSchema
         ["issuedAt"] = CelType.Timestamp,
     });
 
+    /// <summary>
+    /// Type of <c>agent.claims</c>: exactly the attested claims a credential from <c>meshbus agent issue</c> carries
+    /// (docs/trust.md), so a condition naming any other claim (<c>agent.claims.image_digest</c>) is refused when the
+    /// bundle loads instead of failing every decision at run time. <c>runtime</c> and <c>owner</c> are optional
+    /// (test them with <c>has(...)</c>).
+    /// </summary>
+    public static readonly CelType AgentClaims = CelType.Object("meshbus.policy.AgentClaims", new Dictionary<string, CelType>
+    {
+        ["image_digest"] = CelType.String,
+        ["runtime"] = CelType.String,
+        ["owner"] = CelType.String,
+        ["groups"] = CelType.List(CelType.String),
+    });
+
     /// <summary>Type of <c>agent</c>.</summary>
     public static readonly CelType Agent = CelType.Object("meshbus.policy.Agent", new Dictionary<string, CelType>
     {
         ["subject"] = CelType.String,
         ["domain"] = CelType.String,
-        ["claims"] = CelType.Map(CelType.String, CelType.Dyn),
+        ["claims"] = AgentClaims,
     });
 
     /// <summary>Type of <c>origin</c>.</summary>

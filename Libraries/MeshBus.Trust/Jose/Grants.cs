@@ -53,7 +53,7 @@ public sealed record GrantClaims(
 /// <summary>What a grant must satisfy to be accepted.</summary>
 public sealed record GrantVerificationOptions
 {
-    /// <summary>The expected <c>aud</c> (the verifier's own domain, or the resource's domain).</summary>
+    /// <summary>The expected <c>aud</c> and <c>iss</c>: the resource's domain (which alone issues grants for its resources).</summary>
     public required string Audience { get; init; }
 
     /// <summary>The presenting agent's raw public key; must equal the grant's <c>cnf</c>.</summary>
@@ -129,7 +129,8 @@ public static class Grants
 
     /// <summary>
     /// Verifies a grant: JOSE header (only EdDSA, <c>typ</c> = grant, no <c>crit</c>/<c>jku</c>/<c>jwk</c>/<c>x5u</c>/<c>x5c</c>,
-    /// no duplicate members), the issuer's grant key (unknown domain, unknown or revoked kid), the signature, the
+    /// no duplicate members), <c>iss</c> = <c>aud</c> = <see cref="GrantVerificationOptions.Audience"/> (a grant binds to
+    /// the domain that issued it), the issuer's grant key (unknown domain, unknown or revoked kid), the signature, the
     /// claims, <c>aud</c>, <c>cnf</c>, the intent digest, the policy epochs and <c>nbf</c>/<c>exp</c> with skew.
     /// </summary>
     public static VerificationResult<GrantClaims> Verify(string jws, GrantVerificationOptions options)
@@ -150,6 +151,13 @@ public static class Grants
         catch (ClaimException e)
         {
             return Fail(GovernanceReason.MalformedInput, e.Message);
+        }
+
+        // Every genuine grant is issued by the domain that owns the resource (iss = aud): a pinned peer's grant key
+        // signs grants for its own resources only, so a grant it minted for this domain is refused before any key is used.
+        if (!string.Equals(issuer, options.Audience, StringComparison.Ordinal))
+        {
+            return Fail(GovernanceReason.SignatureInvalid, $"grant issued by '{issuer}', not by the resource's domain '{options.Audience}'");
         }
 
         var key = options.KeyResolver.Resolve(issuer, token.KeyId, KeyUsage.Grant, options.Now);

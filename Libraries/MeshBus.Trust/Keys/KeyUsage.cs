@@ -3,7 +3,7 @@ namespace MeshBus.Trust;
 /// <summary>What a working key may sign. A key of one usage never verifies an artifact of another.</summary>
 public enum KeyUsage
 {
-    /// <summary>Grants, renewals and endorsements (JWS <c>meshbus-grant+jwt</c>).</summary>
+    /// <summary>Grants, renewals and endorsements (JWS <c>meshbus-grant+jwt</c>), and the domain's own domain and egress policy bundles.</summary>
     Grant = 0,
 
     /// <summary>Agent credentials (JWS <c>meshbus-credential+jwt</c>).</summary>

@@ -26,8 +26,11 @@ public readonly record struct SyncCheck(bool IsFresh, bool IsKnown, string Detai
 /// </summary>
 public interface ISyncState
 {
-    /// <summary>Records a heartbeat (keeps the highest sequence per domain).</summary>
-    void Observe(DomainHeartbeat heartbeat);
+    /// <summary>
+    /// Records a verified heartbeat: keeps the one with the latest signed <c>SentAt</c> per domain (any Sync replica's);
+    /// false (nothing kept) when it is dated in the future beyond the clock skew.
+    /// </summary>
+    bool Observe(DomainHeartbeat heartbeat);
 
     /// <summary>Records an applied policy version (keeps the highest epoch per domain and scope).</summary>
     void Observe(PolicySynced synced);

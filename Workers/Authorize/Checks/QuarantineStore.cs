@@ -12,8 +12,19 @@ public interface IQuarantineState
     /// <summary>True when the agent subject is quarantined now.</summary>
     Task<bool> IsQuarantinedAsync(string agent, CancellationToken cancellationToken);
 
-    /// <summary>Applies a quarantine or release that happened at <paramref name="at"/>; an older change than the stored one is ignored.</summary>
+    /// <summary>
+    /// Applies a quarantine that happened at <paramref name="at"/>; one not newer than the stored one is ignored (a
+    /// redelivered quarantine is the same quarantine). <paramref name="quarantined"/> false is an unconditional lift
+    /// (tests and tools only: the consumer lifts with <see cref="ReleaseAsync"/>).
+    /// </summary>
     Task ApplyAsync(string agent, bool quarantined, DateTimeOffset at, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Lifts the quarantine of <paramref name="agent"/> that started at <paramref name="quarantinedAt"/> (compared to
+    /// the millisecond), only if it is the one in force; the stored time stays that quarantine's, so any later
+    /// quarantine still applies. True when something was lifted.
+    /// </summary>
+    Task<bool> ReleaseAsync(string agent, DateTimeOffset quarantinedAt, CancellationToken cancellationToken);
 }
 
 /// <summary>The quarantine table on PostgreSQL (fleet).</summary>
@@ -65,11 +76,23 @@ public sealed class PostgresQuarantineState : IQuarantineState, IAsyncDisposable
         await using var cmd = _dataSource.CreateCommand(
             "INSERT INTO authorize_quarantine (agent, quarantined, changed_at) VALUES (@a, @q, @t) " +
             "ON CONFLICT (agent) DO UPDATE SET quarantined = excluded.quarantined, changed_at = excluded.changed_at " +
-            "WHERE authorize_quarantine.changed_at <= excluded.changed_at");
+            "WHERE authorize_quarantine.changed_at < excluded.changed_at");
         cmd.Parameters.AddWithValue("a", agent);
         cmd.Parameters.AddWithValue("q", quarantined);
         cmd.Parameters.AddWithValue("t", at.UtcDateTime);
         await cmd.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public async Task<bool> ReleaseAsync(string agent, DateTimeOffset quarantinedAt, CancellationToken cancellationToken)
+    {
+        await _schema.Value;
+        await using var cmd = _dataSource.CreateCommand(
+            "UPDATE authorize_quarantine SET quarantined = false WHERE agent = @a AND quarantined " +
+            "AND date_trunc('milliseconds', changed_at) = date_trunc('milliseconds', @t)");
+        cmd.Parameters.AddWithValue("a", agent);
+        cmd.Parameters.AddWithValue("t", quarantinedAt.UtcDateTime);
+        return await cmd.ExecuteNonQueryAsync(cancellationToken) > 0;
     }
 
     /// <inheritdoc />
@@ -111,7 +134,7 @@ public sealed class SqliteQuarantineState : IQuarantineState
         await ExecuteAsync(
             "INSERT INTO authorize_quarantine (agent, quarantined, changed_at) VALUES ($a, $q, $t) " +
             "ON CONFLICT (agent) DO UPDATE SET quarantined = excluded.quarantined, changed_at = excluded.changed_at " +
-            "WHERE authorize_quarantine.changed_at <= excluded.changed_at",
+            "WHERE authorize_quarantine.changed_at < excluded.changed_at",
             cmd =>
             {
                 cmd.Parameters.AddWithValue("$a", agent);
@@ -119,6 +142,19 @@ public sealed class SqliteQuarantineState : IQuarantineState
                 cmd.Parameters.AddWithValue("$t", at.ToUnixTimeMilliseconds());
             },
             cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public async Task<bool> ReleaseAsync(string agent, DateTimeOffset quarantinedAt, CancellationToken cancellationToken)
+    {
+        await _schema.Value;
+        await using var conn = new SqliteConnection(_connectionString);
+        await conn.OpenAsync(cancellationToken);
+        await using var cmd = conn.CreateCommand();
+        cmd.CommandText = "UPDATE authorize_quarantine SET quarantined = 0 WHERE agent = $a AND quarantined <> 0 AND changed_at = $t";
+        cmd.Parameters.AddWithValue("$a", agent);
+        cmd.Parameters.AddWithValue("$t", quarantinedAt.ToUnixTimeMilliseconds());
+        return await cmd.ExecuteNonQueryAsync(cancellationToken) > 0;
     }
 
     private async Task ExecuteAsync(string sql, Action<SqliteCommand> bind, CancellationToken cancellationToken)

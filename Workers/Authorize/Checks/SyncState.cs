@@ -16,14 +16,29 @@ public sealed class SyncState(
     IOptions<AuthorizeOptions> options,
     IOptions<Hosting.MeshBusOptions> mesh,
     ILoadedGovernance loaded,
-    AuthorizeKeys keys) : ISyncState
+    AuthorizeKeys keys,
+    TimeProvider time) : ISyncState
 {
     private readonly ConcurrentDictionary<string, DomainHeartbeat> _heartbeats = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string Domain, PolicyScope Scope), PolicySynced> _applied = new();
 
     /// <inheritdoc />
-    public void Observe(DomainHeartbeat heartbeat) =>
-        _heartbeats.AddOrUpdate(heartbeat.Domain, heartbeat, (_, old) => heartbeat.Sequence > old.Sequence ? heartbeat : old);
+    public bool Observe(DomainHeartbeat heartbeat)
+    {
+        // Dated in the future beyond the skew: never kept, so no heartbeat (even a validly signed one from a clock
+        // that runs ahead) can hold a domain fresh past its real last heartbeat.
+        if (heartbeat.SentAt - time.GetUtcNow() > TimeSpan.FromSeconds(options.Value.ClockSkewSeconds))
+        {
+            return false;
+        }
+
+        // The latest signed issue time wins, whichever replica of the domain's Sync sent it: replicas are interchangeable.
+        _heartbeats.AddOrUpdate(heartbeat.Domain, heartbeat, (_, old) => Later(heartbeat, old) ? heartbeat : old);
+        return true;
+    }
+
+    private static bool Later(DomainHeartbeat candidate, DomainHeartbeat current) =>
+        candidate.SentAt > current.SentAt || (candidate.SentAt == current.SentAt && candidate.Sequence > current.Sequence);
 
     /// <inheritdoc />
     public void Observe(PolicySynced synced)
@@ -101,7 +116,7 @@ public sealed class SyncState(
             : SyncCheck.Stale($"{domain} announces key set {heartbeat.KeySetSequence}, this domain has accepted its key set {keySet.Sequence}");
     }
 
-    /// <summary>Null when the domain's last heartbeat is within the bound (and not from the future), else why not.</summary>
+    /// <summary>Null when the domain's last heartbeat is within the bound, else why not (a heartbeat from the future was never kept: <see cref="Observe(DomainHeartbeat)"/>).</summary>
     private SyncCheck? RecentHeartbeat(string domain, DateTimeOffset now, out DomainHeartbeat heartbeat)
     {
         if (!_heartbeats.TryGetValue(domain, out heartbeat!))
@@ -114,11 +129,6 @@ public sealed class SyncState(
         if (age > bound)
         {
             return SyncCheck.Stale($"last heartbeat from {domain} is {age.TotalSeconds:0.#} s old (bound {bound.TotalSeconds:0.#} s)");
-        }
-
-        if (age < -TimeSpan.FromSeconds(options.Value.ClockSkewSeconds))
-        {
-            return SyncCheck.Stale($"heartbeat from {domain} is dated {-age.TotalSeconds:0.#} s in the future");
         }
 
         return null;

@@ -1,19 +1,19 @@
 using MassTransit;
 using MeshBus.Contracts;
 using MeshBus.Hosting;
-using MeshBus.Workers.Authorize.Decisions;
+using MeshBus.Workers.Authorize.Paths;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace MeshBus.Workers.Authorize.Consumers;
 
 /// <summary>Lease renewals and re-evaluations asked for by the Enforce saga: decided and recorded like a grant.</summary>
-public sealed class EvaluateIntentConsumer(IntentAuthorizer authorizer, AgentAnswerSigner signer, ILogger<EvaluateIntentConsumer> logger) : IConsumer<EvaluateIntent>
+public sealed class EvaluateIntentConsumer(RenewalPath path, AgentAnswerSigner signer, ILogger<EvaluateIntentConsumer> logger) : IConsumer<EvaluateIntent>
 {
     /// <inheritdoc />
     public async Task Consume(ConsumeContext<EvaluateIntent> context)
     {
-        var decision = await authorizer.RenewAsync(context.Message, context.GetRedeliveryCount(), context.CancellationToken);
+        var decision = await path.RenewAsync(context.Message, context.GetRedeliveryCount(), context.CancellationToken);
         if (decision is null)
         {
             // Nothing was granted under this id here: the saga's own timeouts end the lease; say so, do not drop silently.

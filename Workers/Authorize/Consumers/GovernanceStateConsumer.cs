@@ -1,31 +1,35 @@
 using MassTransit;
 using MeshBus.Contracts;
 using MeshBus.Hosting;
+using MeshBus.Trust;
 using MeshBus.Workers.Authorize.Checks;
 using MeshBus.Workers.Authorize.Decisions;
 using Microsoft.Extensions.Options;
 
 namespace MeshBus.Workers.Authorize.Consumers;
 
-/// <summary>Feeds this replica's <see cref="ISyncState"/>: every replica must see every heartbeat.</summary>
-public sealed class GovernanceStateConsumer(ISyncState sync, IDecisionPolicy policy, IEgressPolicy egress, IOptions<MeshBusOptions> mesh)
+/// <summary>
+/// Feeds this replica's <see cref="ISyncState"/>: every replica must see every heartbeat. Heartbeats and
+/// acknowledgements count only when signed by their domain's envelope key; a published policy only when its bundle
+/// verifies with the domain's grant key (<see cref="IPolicyBundles.Load"/>). Anything else goes to the error queue at once
+/// (<see cref="MalformedMessageException"/>, never retried) with the reason, never reaching the sync view.
+/// </summary>
+public sealed class GovernanceStateConsumer(ISyncState sync, IPolicyBundles bundles, GovernanceVerifier verifier, TimeProvider time, IOptions<MeshBusOptions> mesh)
     : IConsumer<DomainHeartbeat>, IConsumer<PolicySynced>, IConsumer<PolicyPublished>
 {
     /// <summary>Every replica loads every version of the domain, egress and federation policies (a refused bundle faults to the error queue).</summary>
     public Task Consume(ConsumeContext<PolicyPublished> context)
     {
         var m = context.Message;
-        var store = m.Scope switch
+        var owner = m.Scope switch
         {
-            PolicyScope.Domain => policy as PolicyStoreDecisionPolicy,
-            PolicyScope.Egress => egress as PolicyStoreDecisionPolicy,
-            PolicyScope.Federation => policy as PolicyStoreDecisionPolicy,
+            PolicyScope.Domain or PolicyScope.Egress => mesh.Value.Domain,
+            PolicyScope.Federation => bundles.FederationName,
             _ => null,
         };
-        var owner = m.Scope == PolicyScope.Federation ? store?.FederationName : mesh.Value.Domain;
-        if (store is not null && owner is not null && m.Domain == owner)
+        if (owner is not null && m.Domain == owner)
         {
-            store.Load(m.Bundle, m.Scope);
+            bundles.Load(m.Bundle, m.Scope);
         }
 
         return Task.CompletedTask;
@@ -34,14 +38,32 @@ public sealed class GovernanceStateConsumer(ISyncState sync, IDecisionPolicy pol
     /// <inheritdoc />
     public Task Consume(ConsumeContext<DomainHeartbeat> context)
     {
-        sync.Observe(context.Message);
+        var m = context.Message;
+        var verified = verifier.Verify(m, time.GetUtcNow());
+        if (!verified.IsValid)
+        {
+            throw new MalformedMessageException(typeof(DomainHeartbeat), [$"heartbeat {m.Sequence} of {m.Domain} refused ({verified.Reason}): {verified.Detail}"]);
+        }
+
+        if (!sync.Observe(m))
+        {
+            throw new MalformedMessageException(typeof(DomainHeartbeat), [$"heartbeat {m.Sequence} of {m.Domain} is dated {m.SentAt:O}, in the future"]);
+        }
+
         return Task.CompletedTask;
     }
 
     /// <inheritdoc />
     public Task Consume(ConsumeContext<PolicySynced> context)
     {
-        sync.Observe(context.Message);
+        var m = context.Message;
+        var verified = verifier.Verify(m, time.GetUtcNow());
+        if (!verified.IsValid)
+        {
+            throw new MalformedMessageException(typeof(PolicySynced), [$"PolicySynced {m.Scope} epoch {m.Epoch} of {m.Domain} refused ({verified.Reason}): {verified.Detail}"]);
+        }
+
+        sync.Observe(m);
         return Task.CompletedTask;
     }
 }

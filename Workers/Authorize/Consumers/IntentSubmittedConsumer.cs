@@ -3,6 +3,7 @@ using MeshBus.Contracts;
 using MeshBus.Hosting;
 using MeshBus.Trust;
 using MeshBus.Workers.Authorize.Decisions;
+using MeshBus.Workers.Authorize.Paths;
 using Microsoft.Extensions.Options;
 
 namespace MeshBus.Workers.Authorize.Consumers;
@@ -11,12 +12,12 @@ namespace MeshBus.Workers.Authorize.Consumers;
 /// The critical path: an intent from the agent ingress in, one grant or denial (signed) sent to the verified agent's queue
 /// alone; the recorded decision and its verified intent are also published, for the saga and lineage.
 /// </summary>
-public sealed class IntentSubmittedConsumer(IntentAuthorizer authorizer, AgentAnswerSigner signer) : IConsumer<IntentSubmitted>
+public sealed class IntentSubmittedConsumer(LocalIntentPath path, AgentAnswerSigner signer) : IConsumer<IntentSubmitted>
 {
     /// <inheritdoc />
     public async Task Consume(ConsumeContext<IntentSubmitted> context)
     {
-        var decision = await authorizer.AuthorizeAsync(context.Message, context.GetRedeliveryCount(), context.CancellationToken);
+        var decision = await path.AuthorizeAsync(context.Message, context.GetRedeliveryCount(), context.CancellationToken);
         await SendAsync(context, decision, signer);
     }
 
@@ -24,7 +25,7 @@ public sealed class IntentSubmittedConsumer(IntentAuthorizer authorizer, AgentAn
     {
         var message = signer.Sign(decision.Message);
         // An endorsement is not an answer: it is for the bridge (published below), and the target's answer comes back.
-        if (message is not IntentEndorsed)
+        if (decision is not EndorsementDecision)
         {
             var endpoint = await context.GetSendEndpoint(AgentQueue.Address(decision.Agent));
             await endpoint.Send(message, message.GetType(), context.CancellationToken);

@@ -14,7 +14,7 @@ namespace MeshBus.Workers.Authorize.Decisions;
 /// arrive as <see cref="PolicyPublished"/> on this replica's instance endpoint (every replica loads every version) or
 /// from <c>Authorize:PolicyBundleFile</c> and <c>Authorize:EgressPolicyBundleFile</c> at start.
 /// </summary>
-public sealed class PolicyStoreDecisionPolicy : IDecisionPolicy, IEgressPolicy
+public sealed class PolicyStoreDecisionPolicy : IDecisionPolicy, IEgressPolicy, IPolicyBundles
 {
     private readonly PolicyStore _store = new();
     private readonly AuthorizeKeys _keys;
@@ -57,7 +57,7 @@ public sealed class PolicyStoreDecisionPolicy : IDecisionPolicy, IEgressPolicy
 
     /// <summary>
     /// Verifies and installs a signed bundle (throws <c>PolicyBundleException</c> when refused): a domain or egress policy
-    /// of this domain, signed by a key of its key set; or the policy of <see cref="FederationName"/>, signed by the root of
+    /// of this domain, signed by a grant key of its key set (no other usage verifies a bundle); or the policy of <see cref="FederationName"/>, signed by the root of
     /// every domain pinned in the trust config (<see cref="InvalidOperationException"/> when no federation is configured).
     /// </summary>
     public PolicyLoadResult Load(string bundleJson, PolicyScope scope)
@@ -77,19 +77,7 @@ public sealed class PolicyStoreDecisionPolicy : IDecisionPolicy, IEgressPolicy
             return _store.Load(bundleJson, PolicySigners.EveryRoot(trust.PinnedRoots.Values), PolicyScope.Federation, _federation);
         }
 
-        var now = _time.GetUtcNow();
-        var signers = PolicySigners.AnyKnownKey(keyId =>
-        {
-            foreach (var usage in KeyUsages.All)
-            {
-                if (_keys.Resolver.Resolve(_domain, keyId, usage, now) is { Found: true } key)
-                {
-                    return key.PublicKey;
-                }
-            }
-
-            return null;
-        });
+        var signers = PolicySigners.DomainGrantKeys(_keys.Resolver, _domain, _time.GetUtcNow());
         return _store.Load(bundleJson, signers, scope, _domain);
     }
 

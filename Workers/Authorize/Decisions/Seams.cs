@@ -1,5 +1,7 @@
 using System.Text.Json;
 using MeshBus.Contracts;
+using MeshBus.Ledger.Decisions;
+using MeshBus.Policy;
 
 namespace MeshBus.Workers.Authorize.Decisions;
 
@@ -91,4 +93,17 @@ public interface IGrantSigner
 {
     /// <summary>The grant JWS for <paramref name="claims"/> at the decision's lineage index.</summary>
     string Sign(LeaseClaims claims, long lineageIndex);
+}
+
+/// <summary>
+/// Where published policy bundles are installed (every replica loads every version): the domain, egress and federation
+/// policies the decision and egress policies read.
+/// </summary>
+public interface IPolicyBundles
+{
+    /// <summary>The federation this domain belongs to, if any (its bundles are the only federation bundles taken).</summary>
+    string? FederationName { get; }
+
+    /// <summary>Verifies and installs a signed bundle of <paramref name="scope"/>; throws when it is refused.</summary>
+    PolicyLoadResult Load(string bundleJson, PolicyScope scope);
 }

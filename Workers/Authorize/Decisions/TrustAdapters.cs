@@ -1,5 +1,6 @@
 using System.Text.Json;
 using MeshBus.Contracts;
+using MeshBus.Ledger.Decisions;
 using MeshBus.Trust;
 using MeshBus.Trust.Crypto;
 using Microsoft.Extensions.Options;
@@ -13,7 +14,31 @@ namespace MeshBus.Workers.Authorize.Decisions;
 /// <param name="Resolver">Verification keys (a <see cref="TrustConfig"/> or a <see cref="KeySet"/>).</param>
 /// <param name="GrantSigner">The domain's grant key.</param>
 /// <param name="KeySetSequence">The sequence of the domain key set loaded.</param>
-public sealed record AuthorizeKeys(IKeyResolver Resolver, ISigner GrantSigner, long KeySetSequence);
+public sealed record AuthorizeKeys(IKeyResolver Resolver, ISigner GrantSigner, long KeySetSequence)
+{
+    /// <summary>The domain's own root verifier key: it alone signs releases of this domain's quarantines.</summary>
+    public VerifierKey? OwnRoot { get; init; }
+
+    /// <summary>The verifier of governance statements: envelope keys through <see cref="Resolver"/>, roots pinned or own.</summary>
+    public GovernanceVerifier GovernanceVerifier()
+    {
+        var roots = new Dictionary<string, VerifierKey>(StringComparer.Ordinal);
+        if (Resolver is TrustConfig trust)
+        {
+            foreach (var (domain, root) in trust.PinnedRoots)
+            {
+                roots[domain] = root;
+            }
+        }
+
+        if (OwnRoot is { } own)
+        {
+            roots[own.Name] = own;
+        }
+
+        return new GovernanceVerifier(Resolver, roots);
+    }
+}
 
 /// <summary>Credential and proof-of-possession checks on <see cref="Credentials"/> and <see cref="IntentSignature"/>.</summary>
 public sealed class TrustIntentVerifier(AuthorizeKeys keys, IOptions<AuthorizeOptions> options) : IIntentVerifier
@@ -108,19 +133,5 @@ public sealed class TrustIntentVerifier(AuthorizeKeys keys, IOptions<AuthorizeOp
 public sealed class TrustGrantSigner(AuthorizeKeys keys) : IGrantSigner
 {
     /// <inheritdoc />
-    public string Sign(LeaseClaims c, long lineageIndex)
-    {
-        var policies = new List<PolicyVersion> { new(c.Issuer, PolicyScope.Domain, c.PolicyEpoch, c.PolicyDigest) };
-        if (c.FederationEpoch is { } fe && c.FederationDigest is { } fd)
-        {
-            policies.Add(new PolicyVersion(c.FederationName ?? c.Issuer, PolicyScope.Federation, fe, fd));
-        }
-
-        var iat = DateTimeOffset.FromUnixTimeSeconds(c.IssuedAt);
-        var claims = new GrantClaims(
-            c.Issuer, c.Subject, c.Audience, c.GrantId, c.IntentId, c.IntentDigest, c.Action, c.Resource, policies, lineageIndex, c.AgentKey,
-            iat, iat, DateTimeOffset.FromUnixTimeSeconds(c.ExpiresAt))
-        { Renewal = c.Renewal };
-        return Grants.Issue(claims, keys.GrantSigner);
-    }
+    public string Sign(LeaseClaims c, long lineageIndex) => Grants.Issue(c.ToGrantClaims(lineageIndex), keys.GrantSigner);
 }

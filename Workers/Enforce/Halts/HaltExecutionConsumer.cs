@@ -1,7 +1,6 @@
 using MassTransit;
 using MeshBus.Contracts;
 using MeshBus.Persistence;
-using MeshBus.Trust;
 using MeshBus.Workers.Enforce.Lifecycle;
 using Microsoft.Extensions.Logging;
 

@@ -1,6 +1,7 @@
 using MassTransit;
 using MeshBus.Contracts;
 using MeshBus.Hosting;
+using MeshBus.Trust;
 using Microsoft.Extensions.Options;
 
 namespace MeshBus.Workers.Enforce.Lifecycle;
@@ -19,7 +20,7 @@ public sealed class IntentLifecycleStateMachine : MassTransitStateMachine<Intent
     private readonly string _domain;
 
     /// <summary>Creates the state machine.</summary>
-    public IntentLifecycleStateMachine(IOptions<EnforceOptions> options, IOptions<MeshBusOptions> mesh, TimeProvider clock)
+    public IntentLifecycleStateMachine(IOptions<EnforceOptions> options, IOptions<MeshBusOptions> mesh, TimeProvider clock, GovernanceSigner signer)
     {
         _options = options.Value;
         _clock = clock;
@@ -40,18 +41,12 @@ public sealed class IntentLifecycleStateMachine : MassTransitStateMachine<Intent
             e.CorrelateById(m => m.Message.IntentId);
             e.OnMissingInstance(m => m.Discard());
         });
-        // Reports that end an execution must not be lost to a race with the event that creates the saga: fault,
-        // so retry and redelivery bring them back once the saga exists (or the error queue shows them).
-        Event(() => ExecutionCompletedEvent, e =>
-        {
-            e.CorrelateById(m => m.Message.IntentId);
-            e.OnMissingInstance(m => m.Fault());
-        });
-        Event(() => ExecutionHaltedEvent, e =>
-        {
-            e.CorrelateById(m => m.Message.IntentId);
-            e.OnMissingInstance(m => m.Fault());
-        });
+        // Reports that end an execution travel apart from the events that create the saga and can arrive first
+        // (another replica, a redelivery). They create the saga themselves and end it: a report kept only by retrying
+        // until the saga exists is lost once the retries run out, and the execution is then halted and its agent
+        // quarantined for work it finished.
+        Event(() => ExecutionCompletedEvent, e => e.CorrelateById(m => m.Message.IntentId));
+        Event(() => ExecutionHaltedEvent, e => e.CorrelateById(m => m.Message.IntentId));
         Event(() => HaltRequestedEvent, e =>
         {
             e.CorrelateById(m => m.Message.IntentId);
@@ -97,7 +92,23 @@ public sealed class IntentLifecycleStateMachine : MassTransitStateMachine<Intent
             When(ExecutionStartedEvent)
                 .Then(c => ApplyStart(c.Saga, c.Message))
                 .Schedule(HeartbeatTimeout, c => new HeartbeatOverdue(c.Saga.CorrelationId))
-                .TransitionTo(Executing));
+                .TransitionTo(Executing),
+            When(ExecutionCompletedEvent)
+                .Then(c => ApplyEndReport(c.Saga, c.Message.Domain, c.Message.Agent))
+                .Then(c => End(c.Saga, GovernanceReason.None, c.Message.Outcome))
+                .TransitionTo(Completed),
+            When(ExecutionHaltedEvent)
+                .Then(c => ApplyEndReport(c.Saga, c.Message.Domain, c.Message.Agent))
+                .Then(c => c.Saga.HaltId = c.Message.HaltId)
+                .Then(c => End(c.Saga, c.Message.Reason, c.Message.Detail))
+                .TransitionTo(Halted));
+
+        // A grant seen after the start (the two travel different ways): without its lease the saga would have no
+        // expiry to end on. A grant that arrives when a lease is already known is a duplicate and changes nothing.
+        During(Executing, Halting,
+            When(GrantIssuedEvent, c => c.Saga.ExpiresAt is null)
+                .Then(c => ApplyGrant(c.Saga, c.Message))
+                .Schedule(LeaseTimeout, c => new LeaseExpiryDue(c.Saga.CorrelationId), c => LeaseDelay(c.Saga)));
 
         // The intent's details can arrive after the decision (the two travel different ways): fill them in.
         DuringAny(
@@ -188,17 +199,26 @@ public sealed class IntentLifecycleStateMachine : MassTransitStateMachine<Intent
                 .TransitionTo(Completed),
             // Re-drive: the agent did not acknowledge. Quarantine its subject (once) and repeat the halt; the lease
             // bounds the work in any case, and its expiry ends the saga.
-            When(HaltAcknowledgementTimeout.Received)
+            // A halt that has been repeated MaxHaltRepeats times without an acknowledgement and without a known lease to
+            // end on would repeat forever: the agent is quarantined by then and its SDK stops at its lease on its own,
+            // so the saga ends Expired and says why.
+            When(HaltAcknowledgementTimeout.Received, c => HaltRepeatsExhausted(c.Saga))
+                .Then(c => c.Saga.HaltDeadlinesMissed++)
+                .Then(c => End(c.Saga, GovernanceReason.HaltNotAcknowledged,
+                    $"halt not acknowledged after {c.Saga.HaltDeadlinesMissed} deadlines of {_options.HaltAcknowledgementTimeout} and no lease known; ended"))
+                .Unschedule(HeartbeatTimeout)
+                .TransitionTo(Expired),
+            When(HaltAcknowledgementTimeout.Received, c => !HaltRepeatsExhausted(c.Saga))
                 .Then(c => c.Saga.HaltDeadlinesMissed++)
                 .If(c => !c.Saga.QuarantineRequested, b => b
                     .Then(c => c.Saga.QuarantineRequested = true)
-                    .Publish(c => new AgentQuarantined(
+                    .Publish(c => signer.Sign(new AgentQuarantined(
                         _domain,
                         c.Saga.Agent,
                         GovernanceReason.HaltNotAcknowledged,
                         $"no ExecutionHalted for intent {c.Saga.CorrelationId} within {_options.HaltAcknowledgementTimeout}",
                         c.Saga.CorrelationId,
-                        _clock.GetUtcNow())))
+                        _clock.GetUtcNow()))))
                 .Publish(c => RepeatHalt(c.Saga))
                 .If(c => c.Saga.ExpiresAt is null, b => b
                     .Schedule(HaltAcknowledgementTimeout, c => new HaltAcknowledgementOverdue(c.Saga.CorrelationId))),
@@ -348,6 +368,20 @@ public sealed class IntentLifecycleStateMachine : MassTransitStateMachine<Intent
         saga.GrantId ??= started.GrantId;
         saga.LastHeartbeatAt = _clock.GetUtcNow();
         saga.UpdatedAt = saga.LastHeartbeatAt.Value;
+    }
+
+    private bool HaltRepeatsExhausted(IntentLifecycleState saga) =>
+        saga.ExpiresAt is null && saga.HaltDeadlinesMissed + 1 >= _options.MaxHaltRepeats;
+
+    private void ApplyEndReport(IntentLifecycleState saga, string domain, string agent)
+    {
+        saga.Agent = agent;
+        if (saga.Domain.Length == 0)
+        {
+            saga.Domain = domain;
+        }
+
+        saga.UpdatedAt = _clock.GetUtcNow();
     }
 
     private void ApplyHeartbeat(IntentLifecycleState saga, ExecutionHeartbeat heartbeat)

@@ -5,6 +5,7 @@ using MassTransit;
 using MeshBus.Contracts;
 using MeshBus.Integration.Tests.Processes;
 using MeshBus.Ledger;
+using MeshBus.Ledger.Decisions;
 using MeshBus.Ledger.Merkle;
 using MeshBus.TestSupport;
 using MeshBus.Trust;
@@ -69,7 +70,7 @@ public sealed class AuthorizeReplicaKillTests(RabbitMqFixture rabbit, PostgresFi
         var policyFile = _run.WritePolicy(keyDir, now);
 
         // One database for everything the processes keep: lineage, quarantine, nonces and the clustered Quartz
-        // schedule, with the worker's default pool bounds (Authorize:DatabasePoolSize) on a server other tests share.
+        // schedule, with the worker's default pool bounds (Storage:PoolSize) on a server other tests share.
         // The lineage bound (2 s by default) is a latency promise, not what this test is about: on a loaded shared
         // machine it can pass, and the documented LineageUnavailable denial (unrecorded) would be taken for a lost
         // decision. With a generous bound every intent must be decided and recorded.

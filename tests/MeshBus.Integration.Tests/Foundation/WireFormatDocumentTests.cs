@@ -70,4 +70,22 @@ public sealed partial class WireFormatDocumentTests
         json["reason"] = "NoMatchingRule";
         Assert.Throws<JsonException>(() => json.Deserialize<GrantDenied>(MassTransitJson));
     }
+
+    [Theory]
+    [InlineData("DomainHeartbeat")]
+    [InlineData("PolicySynced")]
+    [InlineData("AgentQuarantined")]
+    public void The_signed_examples_verify_with_the_documented_example_key(string name)
+    {
+        var type = typeof(IntentSubmitted).Assembly.GetType("MeshBus.Contracts." + name)!;
+        var message = JsonSerializer.Deserialize(Examples()[name], type, MassTransitJson)!;
+        var signature = (string?)type.GetProperty("Signature")!.GetValue(message);
+        var key = new MeshBus.Trust.KeySetEntry("envelope-dd102cfea76a4e73", MeshBus.Trust.KeyUsage.Envelope, "FQ0W_LgS0EDfXq9jrRkrtFSObvGiPsTb3qKU08fMbzc",
+            DateTimeOffset.UnixEpoch, DateTimeOffset.MaxValue.AddDays(-1));
+        var keys = new MeshBus.Trust.KeySet("acme.example/prod", 1, DateTimeOffset.UnixEpoch, DateTimeOffset.MaxValue.AddDays(-1), [key], []);
+
+        var result = MeshBus.Trust.GovernanceSignatures.Verify(message, signature, "acme.example/prod", MeshBus.Trust.KeyUsage.Envelope, keys, DateTimeOffset.UtcNow);
+
+        Assert.True(result.IsValid, result.Detail);
+    }
 }

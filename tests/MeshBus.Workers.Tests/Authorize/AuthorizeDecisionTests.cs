@@ -2,6 +2,7 @@ using MassTransit;
 using MassTransit.Testing;
 using MeshBus.Contracts;
 using MeshBus.Ledger;
+using MeshBus.Ledger.Decisions;
 using MeshBus.TestSupport;
 using MeshBus.Trust;
 using MeshBus.Workers.Authorize.Decisions;
@@ -216,6 +217,21 @@ public abstract class AuthorizeDecisionTestsBase
     }
 
     [Fact]
+    public async Task Intent_dated_in_the_future_beyond_the_skew_is_denied()
+    {
+        await using var h = await StartAsync();
+        var agent = new TestAgent(h.Keys);
+        await h.HeartbeatAsync();
+        var intent = agent.Intent(Now(h).AddMinutes(5));
+
+        await h.SubmitAsync(intent);
+
+        var denied = await h.DeniedAsync(intent.IntentId, GovernanceReason.MalformedInput);
+        Assert.Contains("in the future", denied.Detail, StringComparison.Ordinal);
+        Assert.Empty(h.Recorder.SentOf<GrantIssued>());
+    }
+
+    [Fact]
     public async Task Grant_is_denied_when_domain_sync_is_stale_past_the_bound()
     {
         await using var h = await StartAsync();
@@ -286,7 +302,7 @@ public abstract class AuthorizeDecisionTestsBase
         await using var h = await StartAsync();
         var agent = new TestAgent(h.Keys);
         await h.HeartbeatAsync();
-        await h.Bus.Publish(new PolicySynced(TestDomainKeys.Domain, TestDomainKeys.Domain, PolicyScope.Domain, 8, "sha256:bb", Now(h)));
+        await h.Bus.Publish(h.Keys.Governance.Sign(new PolicySynced(TestDomainKeys.Domain, TestDomainKeys.Domain, PolicyScope.Domain, 8, "sha256:bb", Now(h))));
         await h.EventuallyAsync(() => h.Recorder.ConsumedOf<PolicySynced>().Any(), "PolicySynced");
         var intent = agent.Intent(Now(h).AddSeconds(-25));
 
@@ -391,7 +407,8 @@ public abstract class AuthorizeDecisionTestsBase
         await using var h = await StartAsync();
         var agent = new TestAgent(h.Keys);
         await h.HeartbeatAsync();
-        await h.Bus.Publish(new AgentQuarantined(TestDomainKeys.Domain, agent.Subject, GovernanceReason.HaltNotAcknowledged, "halt not acknowledged", null, Now(h)));
+        var quarantinedAt = Now(h);
+        await h.Bus.Publish(h.Keys.Governance.Sign(new AgentQuarantined(TestDomainKeys.Domain, agent.Subject, GovernanceReason.HaltNotAcknowledged, "halt not acknowledged", null, quarantinedAt)));
         await h.EventuallyAsync(() => h.Recorder.ConsumedOf<AgentQuarantined>().Any(), "AgentQuarantined");
         var intent = agent.Intent(Now(h));
 
@@ -399,7 +416,8 @@ public abstract class AuthorizeDecisionTestsBase
         await h.DeniedAsync(intent.IntentId, GovernanceReason.Quarantined);
 
         h.Time.Advance(TimeSpan.FromSeconds(1));
-        await h.Bus.Publish(new AgentReleased(TestDomainKeys.Domain, agent.Subject, "operator", Now(h)));
+        var release = new AgentReleased(TestDomainKeys.Domain, agent.Subject, "operator", Now(h)) { QuarantinedAt = quarantinedAt };
+        await h.Bus.Publish(release with { Signature = GovernanceSignatures.SignAsRoot(release, h.Keys.Root) });
         await h.EventuallyAsync(() => h.Recorder.ConsumedOf<AgentReleased>().Any(), "AgentReleased");
         var next = agent.Intent(Now(h));
         await h.SubmitAsync(next);

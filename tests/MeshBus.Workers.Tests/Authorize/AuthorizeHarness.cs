@@ -3,6 +3,7 @@ using MassTransit;
 using MeshBus.Contracts;
 using MeshBus.Hosting;
 using MeshBus.Ledger;
+using MeshBus.Persistence;
 using MeshBus.TestSupport;
 using MeshBus.Trust;
 using MeshBus.Trust.Crypto;
@@ -48,7 +49,10 @@ public sealed class TestDomainKeys
 
     public TrustConfig Trust { get; }
 
-    public AuthorizeKeys AuthorizeKeys => new(Trust, Signers[KeyUsage.Grant], KeySet.Sequence);
+    public AuthorizeKeys AuthorizeKeys => new(Trust, Signers[KeyUsage.Grant], KeySet.Sequence) { OwnRoot = Root.VerifierKey };
+
+    /// <summary>Signs governance statements as the domain's Sync and Enforce do (the envelope key).</summary>
+    public GovernanceSigner Governance => new(() => Signers[KeyUsage.Envelope]);
 }
 
 /// <summary>An agent with its own key and a credential from the test domain.</summary>
@@ -189,6 +193,9 @@ public sealed class AuthorizeHarness : IAsyncDisposable
 
     public IBus Bus { get; }
 
+    /// <summary>The harness's container (services a test inspects, e.g. a hosted bridge).</summary>
+    public IServiceProvider Services => _provider;
+
     public BusRecorder Recorder { get; } = new();
 
     public TestDomainKeys Keys { get; }
@@ -209,7 +216,8 @@ public sealed class AuthorizeHarness : IAsyncDisposable
         Action<IServiceCollection>? configure = null,
         string? dataDirectory = null,
         IDictionary<string, string?>? settings = null,
-        RealServers? servers = null)
+        RealServers? servers = null,
+        IReadOnlyList<IMeshBusWorker>? alsoHost = null)
     {
         keys ??= new TestDomainKeys();
         dataDirectory ??= Path.Combine(Path.GetTempPath(), "meshbus-authz-" + Guid.NewGuid().ToString("N"));
@@ -254,11 +262,13 @@ public sealed class AuthorizeHarness : IAsyncDisposable
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(configuration);
         services.AddLogging();
+        // The hosting's start report waits on the host's lifetime; this harness is a bare service provider.
+        services.AddSingleton<Microsoft.Extensions.Hosting.IHostApplicationLifetime, Microsoft.Extensions.Hosting.Internal.ApplicationLifetime>();
         services.AddSingleton<TimeProvider>(time);
         services.AddSingleton(keys.AuthorizeKeys);
         services.AddSingleton<IDecisionPolicy>(policy);
         configure?.Invoke(services);
-        services.AddMeshBus(configuration, [new AuthorizeWorker()]);
+        services.AddMeshBus(configuration, [new AuthorizeWorker(), .. alsoHost ?? []]);
         services.Configure<MassTransitHostOptions>(o => o.WaitUntilStarted = true);
         var provider = services.BuildServiceProvider(true);
         var harness = new AuthorizeHarness(provider, keys, policy, time, dataDirectory, servers, prefix);
@@ -280,7 +290,7 @@ public sealed class AuthorizeHarness : IAsyncDisposable
     {
         var storage = services.GetRequiredService<IOptions<StorageOptions>>().Value;
         return storage.Provider == StorageProvider.Postgres
-            ? LineageLogs.OpenPostgresAsync(storage.ConnectionString!).GetAwaiter().GetResult()
+            ? LineageLogs.OpenPostgres(storage.ConnectionString!)
             : LineageLogs.OpenSqlite(Path.Combine(Path.GetTempPath(), "meshbus-authz-" + Guid.NewGuid().ToString("N") + ".db"));
     }
 
@@ -288,8 +298,8 @@ public sealed class AuthorizeHarness : IAsyncDisposable
     public async Task HeartbeatAsync(long? keySetSequence = null, long? policyEpoch = null, DateTimeOffset? sentAt = null)
     {
         var sequence = Interlocked.Increment(ref _heartbeats);
-        await Bus.Publish(new DomainHeartbeat(TestDomainKeys.Domain, sequence, sentAt ?? Time.GetUtcNow(),
-            keySetSequence ?? Keys.KeySet.Sequence, policyEpoch ?? Policy.LoadedEpoch, 0, ""));
+        await Bus.Publish(Keys.Governance.Sign(new DomainHeartbeat(TestDomainKeys.Domain, sequence, sentAt ?? Time.GetUtcNow(),
+            keySetSequence ?? Keys.KeySet.Sequence, policyEpoch ?? Policy.LoadedEpoch, 0, "")));
         await EventuallyAsync(() => Recorder.ConsumedOf<DomainHeartbeat>().Any(m => m.Message.Sequence == sequence), "heartbeat consumed");
     }
 

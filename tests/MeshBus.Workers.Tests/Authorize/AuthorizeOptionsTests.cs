@@ -38,7 +38,6 @@ public sealed class AuthorizeOptionsTests
     [InlineData("EgressPolicyBundleFile", "/nonexistent/egress.json")]
     [InlineData("FederationPolicyBundleFile", "/nonexistent/federation.json")]
     [InlineData("EndorsementTtlSeconds", "0")]
-    [InlineData("DatabasePoolSize", "0")]
     public void Impossible_settings_are_refused_naming_their_variable(string setting, string value)
     {
         var e = Failure($"--Authorize:{setting}={value}");

@@ -1,10 +1,14 @@
 using MassTransit;
 using MeshBus.Contracts;
+using MeshBus.Hosting;
 using MeshBus.Policy.Bundles;
 using MeshBus.Trust;
 using MeshBus.Trust.Crypto;
+using MeshBus.Workers.Authorize;
+using MeshBus.Workers.Authorize.Consumers;
 using MeshBus.Workers.Authorize.Decisions;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Xunit;
 
 namespace MeshBus.Workers.Tests.Authorize;
@@ -72,6 +76,11 @@ public sealed class FederatedDomain
             Signers[KeyUsage.Credential]);
 }
 
+/// <summary>What a test adds to one side of <see cref="CrossDomainHarness"/> to host a bridge there.</summary>
+/// <param name="Worker">The bridge's worker (its relay consumers).</param>
+/// <param name="Configure">Its services (keys, link).</param>
+public sealed record BridgeSide(MeshBus.Hosting.IMeshBusWorker Worker, Action<IServiceCollection> Configure);
+
 /// <summary>A key that claims another usage than it has: forges a token that a strict verifier must refuse.</summary>
 public sealed class RelabelledSigner(ISigner inner, KeyUsage usage) : ISigner
 {
@@ -134,7 +143,8 @@ public sealed class CrossDomainHarness : IAsyncDisposable
         Action<IServiceCollection>? configureTarget = null,
         TestDomainKeys? originKeys = null,
         IDictionary<string, string?>? originSettings = null,
-        FederatedDomain? pinnedAtTargetWithoutKeySet = null)
+        FederatedDomain? pinnedAtTargetWithoutKeySet = null,
+        Func<FederatedDomain, TrustConfig, string[], BridgeSide>? bridge = null)
     {
         originKeys ??= new TestDomainKeys();
         var origin = FederatedDomain.Of(originKeys);
@@ -143,26 +153,33 @@ public sealed class CrossDomainHarness : IAsyncDisposable
         var originTrust = origin.TrustWith([target]);
         var targetTrust = target.TrustWith([origin, third], pinnedAtTargetWithoutKeySet is null ? null : [pinnedAtTargetWithoutKeySet]);
 
+        var originBridge = bridge?.Invoke(origin, originTrust, [TargetDomain]);
+        var targetBridge = bridge?.Invoke(target, targetTrust, [TestDomainKeys.Domain, ThirdDomain]);
         var o = await AuthorizeHarness.StartAsync(originKeys,
             configure: s =>
             {
-                s.AddSingleton(new AuthorizeKeys(originTrust, origin.Signers[KeyUsage.Grant], origin.KeySet.Sequence));
+                s.AddSingleton(new AuthorizeKeys(originTrust, origin.Signers[KeyUsage.Grant], origin.KeySet.Sequence) { OwnRoot = origin.Root.VerifierKey });
+                originBridge?.Configure(s);
                 configureOrigin?.Invoke(s);
             },
             settings: new Dictionary<string, string?>(originSettings ?? new Dictionary<string, string?>())
             {
                 ["Authorize:EndorsementTtlSeconds"] = TtlSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            });
+                ["Federation:Link"] = originBridge is null ? "None" : "InProcess",
+            },
+            alsoHost: originBridge is null ? null : [originBridge.Worker]);
         try
         {
             // The target's harness is the same worker under another domain name, keys and trust config.
             var t = await AuthorizeHarness.StartAsync(
                 configure: s =>
                 {
-                    s.AddSingleton(new AuthorizeKeys(targetTrust, target.Signers[KeyUsage.Grant], target.KeySet.Sequence));
+                    s.AddSingleton(new AuthorizeKeys(targetTrust, target.Signers[KeyUsage.Grant], target.KeySet.Sequence) { OwnRoot = target.Root.VerifierKey });
+                    targetBridge?.Configure(s);
                     configureTarget?.Invoke(s);
                 },
-                settings: new Dictionary<string, string?> { ["MeshBus:Domain"] = TargetDomain });
+                settings: new Dictionary<string, string?> { ["MeshBus:Domain"] = TargetDomain, ["Federation:Link"] = targetBridge is null ? "None" : "InProcess" },
+                alsoHost: targetBridge is null ? null : [targetBridge.Worker]);
             return new CrossDomainHarness(originKeys, origin, target, third, originTrust, targetTrust, o, t);
         }
         catch
@@ -188,7 +205,10 @@ public sealed class CrossDomainHarness : IAsyncDisposable
     public async Task HeartbeatAsync(AuthorizeHarness on, string domain, long keySetSequence = 1, DateTimeOffset? sentAt = null)
     {
         var sequence = Interlocked.Increment(ref _heartbeats);
-        await on.Bus.Publish(new DomainHeartbeat(domain, sequence, sentAt ?? on.Time.GetUtcNow(), keySetSequence, on.Policy.LoadedEpoch, 0, ""));
+        var signer = new[] { OriginDomain, TargetDomainKeys, Third }.FirstOrDefault(d => d.Name == domain)?.Signers[KeyUsage.Envelope]
+            ?? Ed25519Signer.Generate(KeyUsage.Envelope);
+        await on.Bus.Publish(new GovernanceSigner(() => signer).Sign(
+            new DomainHeartbeat(domain, sequence, sentAt ?? on.Time.GetUtcNow(), keySetSequence, on.Policy.LoadedEpoch, 0, "")));
         await on.EventuallyAsync(
             () => on.Recorder.ConsumedOf<DomainHeartbeat>().Any(m => m.Message.Sequence == sequence && m.Message.Domain == domain), "heartbeat of " + domain);
     }
@@ -233,7 +253,16 @@ public sealed class CrossDomainHarness : IAsyncDisposable
         Origin.Recorder.PublishedOf<IntentEndorsed>().Where(e => e.IntentId == intentId).ToList();
 
     /// <summary>Hands an endorsement to the target, as the bridge will.</summary>
-    public Task HandOverAsync(IntentEndorsed endorsed) => Target.Bus.Publish(endorsed);
+    public Task HandOverAsync(IntentEndorsed endorsed) => SendToEndorsementsAsync(Target, endorsed);
+
+    /// <summary>Sends an endorsement to <paramref name="on"/>'s endorsement queue, as the bridge delivers one.</summary>
+    public static async Task SendToEndorsementsAsync(AuthorizeHarness on, IntentEndorsed endorsed)
+    {
+        var address = IntentEndorsedConsumerDefinition.Address(
+            on.Services.GetRequiredService<IOptions<AuthorizeOptions>>().Value, on.Services.GetService<MeshBusEndpointNameFormatter>());
+        var endpoint = await on.Bus.GetSendEndpoint(address);
+        await endpoint.Send(endorsed);
+    }
 
     /// <summary>The grants and denials the target published for an intent (its answers travel back over the bridge).</summary>
     public IReadOnlyList<object> TargetAnswers(Guid intentId) =>

@@ -1,4 +1,5 @@
 using MeshBus.Contracts;
+using MeshBus.Ledger.Decisions;
 using MeshBus.Trust;
 using MeshBus.Workers.Authorize.Decisions;
 using Microsoft.Extensions.DependencyInjection;
@@ -385,6 +386,26 @@ public sealed class EndorsementTests
         Assert.Empty(x.Target.Recorder.PublishedOf<GrantIssued>());
     }
 
+    [Theory]
+    [InlineData("egress epoch")]
+    [InlineData("federation digest")]
+    public async Task Target_denies_when_a_message_field_differs_from_what_the_endorsement_signs(string field)
+    {
+        var (x, agent) = await ReadyAsync();
+        await using var _ = x;
+        var intent = agent.Intent(Now(x.Origin), target: T);
+        var endorsed = await EndorseAsync(x, intent);
+        var changed = field == "egress epoch"
+            ? endorsed with { EgressEpoch = endorsed.EgressEpoch + 1 }
+            : endorsed with { FederationPolicyDigest = "sha256:" + new string('e', 64) };
+
+        await x.HandOverAsync(changed);
+
+        var denied = await x.TargetDeniedAsync(intent.IntentId, GovernanceReason.SignatureInvalid);
+        Assert.Contains("differ from what its endorsement signs", denied.Detail, StringComparison.Ordinal);
+        Assert.Empty(x.Target.Recorder.PublishedOf<GrantIssued>());
+    }
+
     [Fact]
     public async Task Target_denies_when_the_enclosed_intent_is_not_the_endorsed_one()
     {
@@ -505,7 +526,8 @@ public sealed class EndorsementTests
     {
         var (x, agent) = await ReadyAsync();
         await using var _ = x;
-        await x.Target.Bus.Publish(new AgentQuarantined(T, agent.Subject, GovernanceReason.HaltNotAcknowledged, "halt not acknowledged", null, Now(x.Target)));
+        await x.Target.Bus.Publish(new GovernanceSigner(() => x.TargetDomainKeys.Signers[KeyUsage.Envelope]).Sign(
+            new AgentQuarantined(T, agent.Subject, GovernanceReason.HaltNotAcknowledged, "halt not acknowledged", null, Now(x.Target))));
         await x.Target.EventuallyAsync(() => x.Target.Recorder.ConsumedOf<AgentQuarantined>().Any(), "AgentQuarantined");
         var intent = agent.Intent(Now(x.Origin), target: T);
 
@@ -563,18 +585,26 @@ public sealed class EndorsementTests
     }
 
     [Fact]
-    public async Task Target_ignores_an_endorsement_addressed_elsewhere_as_the_outbound_copy()
+    public async Task Origin_does_not_consume_its_own_outbound_endorsement_and_refuses_a_misaddressed_one()
     {
         var (x, agent) = await ReadyAsync();
         await using var _ = x;
         var intent = agent.Intent(Now(x.Origin), target: T);
+        var outbound = await EndorseAsync(x, intent);
 
-        await EndorseAsync(x, intent);
+        // Positive signal that O's endorsement endpoint had its chance: a copy sent to it afterwards (as a misrouting
+        // bridge would; another id, to tell them apart) is taken, and refused to the error queue (addressed to T, nobody
+        // here to answer).
+        var probe = outbound with { IntentId = Guid.NewGuid() };
+        await CrossDomainHarness.SendToEndorsementsAsync(x.Origin, probe);
+        await x.Origin.EventuallyAsync(
+            () => x.Origin.Recorder.ConsumedOf<IntentEndorsed>().Any(c => c.Message.IntentId == probe.IntentId && c.Fault is not null), "misaddressed endorsement refused at O");
+        Assert.Contains("addressed to " + T, x.Origin.Recorder.ConsumedOf<IntentEndorsed>().First(c => c.Fault is not null).Fault!.Message, StringComparison.Ordinal);
 
-        // O's own Authorize took its outbound endorsement off its bus without deciding or faulting.
-        await x.Origin.EventuallyAsync(() => x.Origin.Recorder.ConsumedOf<IntentEndorsed>().Any(), "outbound IntentEndorsed consumed at O");
-        Assert.All(x.Origin.Recorder.ConsumedOf<IntentEndorsed>(), c => Assert.Null(c.Fault));
+        // The published outbound copy never reached O's Authorize, and nothing was decided on it.
+        Assert.DoesNotContain(x.Origin.Recorder.ConsumedOf<IntentEndorsed>(), c => c.Message.IntentId == intent.IntentId);
         Assert.Empty(x.Origin.Recorder.PublishedOf<GrantIssued>());
+        Assert.Empty(x.Origin.Recorder.PublishedOf<GrantDenied>());
     }
 
     /// <summary>

@@ -25,18 +25,18 @@ public sealed class FederationPolicyTests
     private TrustConfig Trust => new([_keys.Root.VerifierKey, _peerRoot.VerifierKey], _keys.KeySet);
 
     private PolicyStoreDecisionPolicy Policy(string? federation = Federation) => new(
-        new AuthorizeKeys(Trust, _keys.Signers[KeyUsage.Grant], _keys.KeySet.Sequence),
+        new AuthorizeKeys(Trust, _keys.Signers[KeyUsage.Grant], _keys.KeySet.Sequence) { OwnRoot = _keys.Root.VerifierKey },
         TimeProvider.System,
         Options.Create(new MeshBusOptions { Domain = TestDomainKeys.Domain }),
         Options.Create(new AuthorizeOptions { FederationName = federation }),
         NullLogger<PolicyStoreDecisionPolicy>.Instance);
 
-    private string DomainBundle() => PolicyBundleSigning.Sign($$"""
+    private string DomainBundle(ISigner? signer = null) => PolicyBundleSigning.Sign($$"""
         {
           "format": "meshbus-policy/v1", "scope": "domain", "domain": "{{TestDomainKeys.Domain}}", "epoch": 4,
           "rules": [ { "id": "allow-ops", "effect": "allow", "match": { "actions": ["deploy", "scale"], "resources": ["k8s://cluster-a/**"] } } ]
         }
-        """, _keys.Signers[KeyUsage.Grant]);
+        """, signer ?? _keys.Signers[KeyUsage.Grant]);
 
     private static string FederationBundle(long epoch = 2) => $$"""
         {
@@ -92,6 +92,20 @@ public sealed class FederationPolicyTests
         Assert.Contains(Federation, outcome.Detail, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(KeyUsage.Credential)]
+    [InlineData(KeyUsage.Envelope)]
+    [InlineData(KeyUsage.Log)]
+    [InlineData(KeyUsage.Witness)]
+    public void A_domain_bundle_signed_by_a_domain_key_of_another_usage_than_grant_is_refused(KeyUsage usage)
+    {
+        var policy = Policy();
+        var byOtherKey = DomainBundle(_keys.Signers[usage]);
+
+        Assert.Throws<PolicyBundleException>(() => policy.Load(byOtherKey, PolicyScope.Domain));
+        Assert.Equal(MeshBus.Policy.PolicyLoadOutcome.Loaded, policy.Load(DomainBundle(), PolicyScope.Domain).Outcome);
+    }
+
     [Fact]
     public void A_federation_bundle_missing_a_members_root_signature_is_refused()
     {
@@ -140,7 +154,7 @@ public sealed class FederationPolicyTests
             s.AddSingleton<IDecisionPolicy>(policy);
             s.AddSingleton(policy);
         }, settings: new Dictionary<string, string?> { ["Authorize:FederationName"] = Federation });
-        await h.Bus.Publish(new DomainHeartbeat(TestDomainKeys.Domain, 1, h.Time.GetUtcNow(), _keys.KeySet.Sequence, 4, 0, ""));
+        await h.Bus.Publish(_keys.Governance.Sign(new DomainHeartbeat(TestDomainKeys.Domain, 1, h.Time.GetUtcNow(), _keys.KeySet.Sequence, 4, 0, "")));
         var bundle = SignedByBothRoots();
         var parsed = PolicyBundle.Parse(bundle);
         await h.Bus.Publish(new PolicyPublished(Federation, PolicyScope.Federation, parsed.Epoch, parsed.Digest, bundle, h.Time.GetUtcNow()));

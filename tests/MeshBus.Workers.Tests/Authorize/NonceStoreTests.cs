@@ -1,3 +1,4 @@
+using MeshBus.Hosting;
 using MeshBus.TestSupport;
 using MeshBus.Workers.Authorize.Checks;
 using Xunit;
@@ -132,12 +133,12 @@ public sealed class PostgresNonceStoreTests(PostgresFixture postgres) : NonceSto
     }
 }
 
-public sealed class AuthorizeDatabaseTests
+public sealed class StoragePoolTests
 {
     [Fact]
     public void The_pool_is_bounded_unless_the_connection_string_names_its_own_size()
     {
-        Assert.Contains("Maximum Pool Size=16", AuthorizeDatabase.Bounded("Host=db;Username=u", 16), StringComparison.Ordinal);
-        Assert.Contains("Maximum Pool Size=40", AuthorizeDatabase.Bounded("Host=db;Username=u;Maximum Pool Size=40", 16), StringComparison.Ordinal);
+        Assert.Contains("Maximum Pool Size=16", MeshBusStorage.Bounded("Host=db;Username=u", 16), StringComparison.Ordinal);
+        Assert.Contains("Maximum Pool Size=40", MeshBusStorage.Bounded("Host=db;Username=u;Maximum Pool Size=40", 16), StringComparison.Ordinal);
     }
 }

@@ -76,11 +76,13 @@ internal sealed class SkeletonHarness : IAsyncDisposable
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(config).Build();
         var services = new ServiceCollection();
         services.AddLogging();
+        // The hosting's start report waits on the host's lifetime; this harness is a bare service provider.
+        services.AddSingleton<Microsoft.Extensions.Hosting.IHostApplicationLifetime, Microsoft.Extensions.Hosting.Internal.ApplicationLifetime>();
         services.AddSingleton<IConfiguration>(configuration);
         services.AddSingleton<TimeProvider>(clock);
         services.AddSingleton(keys);
         services.AddSingleton<StandInAuthorizer>();
-        var store = new SqlStoreOptions { Provider = SqlProvider.Sqlite, ConnectionString = $"Data Source={Path.Combine(dir, "enforce.db")}" };
+        var store = new SqlStoreOptions { Provider = StorageProvider.Sqlite, ConnectionString = $"Data Source={Path.Combine(dir, "enforce.db")}" };
         services.AddMeshBus(configuration, [new EnforceWorker(store), new LineageWorker()], x => x.AddConsumer<StandInAuthorizerConsumer, StandInAuthorizerConsumerDefinition>());
         // Every receive endpoint is consuming before a test publishes: otherwise, on a loaded machine, an intent could be
         // published before the stand-in's endpoint started and no decision would come (seen once in CI as a 20 s timeout).
@@ -207,6 +209,12 @@ internal sealed class StandInAuthorizer(DomainKeys keys, TimeProvider clock)
 
     public long PolicyEpoch { get; set; } = 1;
 
+    /// <summary>Changes the claims before they are signed (one wrong claim at a time, validly signed).</summary>
+    public Func<GrantClaims, GrantClaims>? Rewrite { get; set; }
+
+    /// <summary>The unsigned <c>GrantIssued.Domain</c> to send (the harness domain when null).</summary>
+    public string? MessageDomain { get; set; }
+
     public object Decide(IntentSubmitted intent)
     {
         var now = clock.GetUtcNow();
@@ -236,6 +244,7 @@ internal sealed class StandInAuthorizer(DomainKeys keys, TimeProvider clock)
         var claims = new GrantClaims(SkeletonHarness.Domain, intent.Agent, intent.TargetDomain, "g-" + intent.IntentId.ToString("N")[..12], intent.IntentId,
             IntentSignature.Digest(intent), intent.Action, intent.Resource, [new PolicyVersion(SkeletonHarness.Domain, PolicyScope.Domain, PolicyEpoch, "sha256:00")],
             3, agentKey, iat, iat, iat + LeaseLength);
+        claims = Rewrite?.Invoke(claims) ?? claims;
         var grant = Grants.Issue(claims, keys.Signer(KeyUsage.Grant, now));
         if (Mode == StandInMode.TamperSignature)
         {
@@ -245,7 +254,7 @@ internal sealed class StandInAuthorizer(DomainKeys keys, TimeProvider clock)
             grant = parts[0] + "." + Base64Url.Encode(System.Text.Encoding.UTF8.GetBytes(payload)) + "." + parts[2];
         }
 
-        return new GrantIssued(intent.IntentId, SkeletonHarness.Domain, intent.Agent, grant, 3, claims.ExpiresAt);
+        return new GrantIssued(intent.IntentId, MessageDomain ?? SkeletonHarness.Domain, intent.Agent, grant, 3, claims.ExpiresAt);
     }
 }
 

@@ -59,6 +59,16 @@ public sealed class PolicyDistributorTests : IDisposable
         Assert.Equal(0, governance.Epoch(PolicyScope.Domain));
     }
 
+    [Fact]
+    public void A_bundle_signed_by_the_domains_credential_key_is_refused_and_nothing_is_applied()
+    {
+        var byCredentialKey = PolicyBundleSigning.Sign(Bundle, DomainKeys.Load(_keys, KeyUsage.Credential).Signer(KeyUsage.Credential, DateTimeOffset.UtcNow));
+        var (distributor, governance) = Create(Write(byCredentialKey));
+
+        Assert.Throws<PolicyBundleException>(() => distributor.Apply());
+        Assert.Equal(0, governance.Epoch(PolicyScope.Domain));
+    }
+
     private string Sign(string json) =>
         PolicyBundleSigning.Sign(json, DomainKeys.Load(_keys, KeyUsage.Grant).Signer(KeyUsage.Grant, DateTimeOffset.UtcNow));
 
@@ -69,15 +79,65 @@ public sealed class PolicyDistributorTests : IDisposable
         return path;
     }
 
+    private readonly WorkerReadiness _readiness = new();
+
+    [Fact]
+    public void A_replaced_file_with_a_higher_epoch_is_rolled_out_without_a_restart()
+    {
+        var file = Write(Sign(Bundle));
+        var (distributor, governance) = Create(file);
+        distributor.Apply();
+
+        File.WriteAllText(file, Sign(Bundle.Replace("\"epoch\": 3", "\"epoch\": 4", StringComparison.Ordinal)));
+
+        Assert.True(distributor.ApplyIfChanged());
+        Assert.Equal(4, governance.Epoch(PolicyScope.Domain));
+        Assert.Equal(4, distributor.Applied!.Epoch);
+        Assert.False(distributor.ApplyIfChanged());
+    }
+
+    [Fact]
+    public void A_replaced_file_that_changes_the_rules_without_a_higher_epoch_is_refused_and_the_applied_policy_stays()
+    {
+        var file = Write(Sign(Bundle));
+        var (distributor, governance) = Create(file);
+        var applied = distributor.Apply()!;
+
+        File.WriteAllText(file, Sign(Bundle.Replace("\"deploy\"", "\"delete\"", StringComparison.Ordinal)));
+
+        Assert.False(distributor.ApplyIfChanged());
+        Assert.Equal(applied, distributor.Applied);
+        Assert.Equal(applied.Digest, governance.Digest(PolicyScope.Domain));
+        Assert.Empty(_readiness.Problems);
+    }
+
+    [Fact]
+    public void A_refused_policy_with_none_applied_makes_the_worker_not_ready_until_a_good_one_replaces_it()
+    {
+        var file = Write(Bundle);
+        var (distributor, governance) = Create(file);
+
+        distributor.ApplyIfChanged();
+        Assert.Contains("policy", _readiness.Problems.Keys);
+        Assert.Equal(0, governance.Epoch(PolicyScope.Domain));
+
+        File.WriteAllText(file, Sign(Bundle));
+        Assert.True(distributor.ApplyIfChanged());
+        Assert.Empty(_readiness.Problems);
+        Assert.Equal(3, governance.Epoch(PolicyScope.Domain));
+    }
+
     private (PolicyDistributor, AppliedGovernance) Create(string policyFile)
     {
         var governance = new AppliedGovernance(1);
         var distributor = new PolicyDistributor(
             Bus.Factory.CreateUsingInMemory(_ => { }),
             governance,
+            GovernanceSigner.FromDirectory(_keys, TimeProvider.System),
             Options.Create(new MeshBusOptions { Domain = Domain, DataDirectory = _dir, KeyDirectory = _keys }),
             Options.Create(new SyncOptions { PolicyBundleFile = policyFile }),
             TimeProvider.System,
+            _readiness,
             NullLogger<PolicyDistributor>.Instance);
         return (distributor, governance);
     }

@@ -1,3 +1,4 @@
+using MeshBus.Contracts;
 using MeshBus.Trust;
 using RabbitMQ.Client;
 

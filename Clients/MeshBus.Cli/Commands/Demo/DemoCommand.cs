@@ -1,24 +1,13 @@
 using System.Text.Json;
-using MassTransit;
 using MeshBus.Agent;
 using MeshBus.Cli.Commands.Halt;
 using MeshBus.Contracts;
-using MeshBus.Hosting;
-using MeshBus.Ledger;
+using MeshBus.Embedded;
 using MeshBus.Ledger.Merkle;
-using MeshBus.Persistence;
 using MeshBus.Policy.Bundles;
 using MeshBus.Trust;
 using MeshBus.Trust.Crypto;
-using MeshBus.Workers.Authorize;
-using MeshBus.Workers.Enforce;
-using MeshBus.Workers.Enforce.Lifecycle;
-using MeshBus.Workers.Lineage;
-using MeshBus.Workers.Sync;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
+
 
 namespace MeshBus.Cli.Commands.Demo;
 
@@ -110,27 +99,12 @@ public sealed class DemoCommand : CliCommand, IHasFlags
         var policyFile = WritePolicy(data, keyDir, now);
         say($"policy: {policyFile} (signed meshbus-policy/v1, epoch 1): allow deploy to k8s://cluster-a/ns/** for deployers; deny delete");
 
-        var builder = Host.CreateApplicationBuilder([]);
-        builder.Logging.ClearProviders();
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        var mesh = await EmbeddedMesh.StartAsync(new EmbeddedMeshOptions(Domain, data, keyDir, policyFile), ct);
+        await using (mesh)
         {
-            ["MeshBus:Domain"] = Domain,
-            ["MeshBus:Transport"] = "InMemory",
-            ["MeshBus:DataDirectory"] = data,
-            ["MeshBus:KeyDirectory"] = keyDir,
-            ["Sync:PolicyBundleFile"] = policyFile,
-            ["Authorize:PolicyBundleFile"] = policyFile,
-        });
-        builder.Services.AddMeshBus(builder.Configuration, [new SyncWorker(), new AuthorizeWorker(), new EnforceWorker(), new LineageWorker()]);
-        using var host = builder.Build();
-        MeshBusHost.ValidateOptions(host.Services);
-        await host.StartAsync(ct);
-        try
-        {
-            var bus = host.Services.GetRequiredService<IBus>();
-            var sagas = host.Services.GetRequiredService<ISagaStateReader>();
-            var lineage = host.Services.GetRequiredService<ILineageLog>();
-            say("workers started: sync, authorize, enforce, lineage (in-memory transport)");
+            var bus = mesh.Bus;
+            var lineage = mesh.Lineage;
+            say($"workers started: {string.Join(", ", EmbeddedMesh.WorkerNames)} (in-memory transport)");
 
             var privateKey = Ed25519Keys.NewPrivateKey();
             var subject = Domain + "/agents/deployer";
@@ -159,7 +133,7 @@ public sealed class DemoCommand : CliCommand, IHasFlags
             {
                 await lease.StartAsync(ct);
                 await lease.HeartbeatAsync();
-                var executing = await WaitAsync(() => sagas.LoadAsync<IntentLifecycleState>(lease.IntentId, ct), s => s?.CurrentState == "Executing");
+                var executing = await WaitAsync(() => mesh.LifecycleStateAsync(lease.IntentId, ct), s => s == "Executing");
                 step("execution started", executing, executing ? "ExecutionStarted and a heartbeat sent; saga Executing" : "saga did not reach Executing");
             }
 
@@ -177,7 +151,7 @@ public sealed class DemoCommand : CliCommand, IHasFlags
                 await bus.Publish(halt, ct);
                 var cancelled = await WaitAsync(() => Task.FromResult(lease.Token.IsCancellationRequested), c => c);
                 step("halt reaches the agent", cancelled, cancelled ? $"lease token cancelled ({lease.StopReason})" : "token not cancelled");
-                var halted = await WaitAsync(() => sagas.LoadAsync<IntentLifecycleState>(lease.IntentId, ct), s => s?.CurrentState == "Halted");
+                var halted = await WaitAsync(() => mesh.LifecycleStateAsync(lease.IntentId, ct), s => s == "Halted");
                 step("saga halted", halted, halted ? "ExecutionHalted acknowledged; saga Halted" : "saga not Halted");
                 var recorded = await WaitAsync(() => lineage.GetByKeyAsync($"halted:{lease.IntentId:D}", ct), r => r is not null);
                 step("halt in lineage", recorded, recorded ? $"halted:{lease.IntentId:D} recorded" : "ExecutionHalted not in lineage");
@@ -199,10 +173,6 @@ public sealed class DemoCommand : CliCommand, IHasFlags
 
             var rootOk = head.Size > 0 && MerkleTree.RootOf(leaves).AsSpan().SequenceEqual(head.RootHash);
             step("lineage verified", rootOk, $"{head.Size} entries, recomputed RFC 6962 root {(rootOk ? "matches" : "DIFFERS from")} {Convert.ToHexStringLower(head.RootHash)}");
-        }
-        finally
-        {
-            await host.StopAsync(CancellationToken.None);
         }
     }
 

@@ -88,7 +88,8 @@ public sealed class HaltCommand : CliCommand
         return 0;
     }
 
-    private static MeshBus.Hosting.RabbitMqTransportOptions Broker(string? uri, IConfiguration env)
+    /// <summary>The broker from <c>--rabbitmq</c> or the workers' environment (<c>RabbitMqTransport__*</c>).</summary>
+    internal static MeshBus.Hosting.RabbitMqTransportOptions Broker(string? uri, IConfiguration env)
     {
         if (uri is null)
         {

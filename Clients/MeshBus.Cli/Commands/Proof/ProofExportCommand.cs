@@ -23,7 +23,8 @@ public sealed class ProofExportCommand : CliCommand
         {LineageStoreOptions.Usage}
           --domain-dir DIR    the domain directory (meshbus keys init): its log key signs a covering checkpoint when
                               needed; its key set gives the JWKS, its pinned peers the witness keys
-          --grant FILE        the grant JWS (default: the one recorded in the intent's GrantIssued record)
+          --grant FILE        the grant JWS (default: rebuilt from the intent's decision record with the domain's
+                              grant key of that time, when its private half is in DIR)
         """;
 
     /// <inheritdoc/>
@@ -37,7 +38,7 @@ public sealed class ProofExportCommand : CliCommand
         args.RejectUnknown();
 
         var now = DateTimeOffset.UtcNow;
-        var keys = DomainKeys.Load(dir, KeyUsage.Log);
+        var keys = DomainKeys.Load(dir, KeyUsage.Log, KeyUsage.Grant);
         var origin = LineageNames.Origin(keys.Domain);
         var signer = new Ed25519NoteSigner(origin, keys.Signer(KeyUsage.Log, now));
         var publisher = new CheckpointPublisher(log, log, signer);
@@ -46,7 +47,7 @@ public sealed class ProofExportCommand : CliCommand
             .SelectMany(s => s.Keys.Where(k => k.Usage == KeyUsage.Witness).Select(k => VerifierKey.Create(LineageNames.Witness(s.Domain), k.PublicKeyBytes(), VerifierKey.CosignatureType)))
             .ToList();
         var grant = grantFile is null ? null : (await File.ReadAllTextAsync(grantFile, cancellationToken)).Trim();
-        var bundle = await EvidenceExporter.ExportAsync(log, publisher, signer.VerifierKey, intent, witnesses, Jwks.FromKeySet(keys.KeySet, now), grant, cancellationToken);
+        var bundle = await EvidenceExporter.ExportAsync(log, publisher, signer.VerifierKey, intent, witnesses, Jwks.FromKeySet(keys.KeySet, now), grant, at => GrantSignerAt(keys, at), cancellationToken);
         var json = bundle.ToJson();
         if (output == "-")
         {
@@ -59,5 +60,18 @@ public sealed class ProofExportCommand : CliCommand
         }
 
         return 0;
+    }
+
+    /// <summary>The grant key that was current at <paramref name="at"/>; null when its private half is not in the directory.</summary>
+    private static ISigner? GrantSignerAt(DomainKeys keys, DateTimeOffset at)
+    {
+        try
+        {
+            return keys.Signer(KeyUsage.Grant, at);
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
     }
 }

@@ -1,4 +1,7 @@
-namespace MeshBus.Workers.Authorize.Decisions;
+using MeshBus.Contracts;
+using MeshBus.Trust;
+
+namespace MeshBus.Ledger.Decisions;
 
 /// <summary>
 /// The claims of a grant or renewal as stored in the decision record; with the record's lineage index they rebuild
@@ -40,4 +43,24 @@ public sealed record LeaseClaims(
 {
     /// <summary>The federation whose policy version is <see cref="FederationEpoch"/> (absent in records written before it was stored).</summary>
     public string? FederationName { get; init; }
+
+    /// <summary>
+    /// The grant's claims at the decision's lineage index: signed with the domain's grant key (Ed25519 is deterministic),
+    /// they give the byte-identical grant that was released, which is how a redelivery and an evidence export rebuild it.
+    /// </summary>
+    /// <param name="lineageIndex">The index of the decision record that holds these claims.</param>
+    public GrantClaims ToGrantClaims(long lineageIndex)
+    {
+        var policies = new List<PolicyVersion> { new(Issuer, PolicyScope.Domain, PolicyEpoch, PolicyDigest) };
+        if (FederationEpoch is { } fe && FederationDigest is { } fd)
+        {
+            policies.Add(new PolicyVersion(FederationName ?? Issuer, PolicyScope.Federation, fe, fd));
+        }
+
+        var iat = DateTimeOffset.FromUnixTimeSeconds(IssuedAt);
+        return new GrantClaims(
+            Issuer, Subject, Audience, GrantId, IntentId, IntentDigest, Action, Resource, policies, lineageIndex, AgentKey,
+            iat, iat, DateTimeOffset.FromUnixTimeSeconds(ExpiresAt))
+        { Renewal = Renewal };
+    }
 }

@@ -2,12 +2,13 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using MeshBus.Contracts;
 
-namespace MeshBus.Workers.Authorize.Decisions;
+namespace MeshBus.Ledger.Decisions;
 
 /// <summary>
 /// A decision (first decision or renewal) as appended to the lineage log: the leaf is <see cref="ToBytes"/>, members in
 /// ordinal order, no whitespace, so one record has one byte form. It is the dedupe of the intent: the stored
-/// <see cref="Lease"/> rebuilds the byte-identical grant. See docs/authorization.md.
+/// <see cref="Lease"/> rebuilds the byte-identical grant (<see cref="LeaseClaims.ToGrantClaims"/>). The Authorize worker
+/// writes it; the evidence exporter, the CLI and a witness read it with <see cref="Parse"/>. See docs/authorization.md.
 /// </summary>
 /// <param name="Kind"><c>decision</c>, <c>renewal</c>, or <c>egress</c> (the origin's decision on an intent that targets
 /// another domain: allowed, it is released as an endorsement, never as a grant).</param>
@@ -56,6 +57,12 @@ public sealed record DecisionRecord(
     /// <summary>The <see cref="Kind"/> of an egress decision (origin side of a cross-domain intent).</summary>
     public const string EgressKind = "egress";
 
+    /// <summary>The <see cref="Kind"/> of a first decision on an intent that targets the deciding domain.</summary>
+    public const string DecisionKind = "decision";
+
+    /// <summary>The <see cref="Kind"/> of a renewal decision.</summary>
+    public const string RenewalKind = "renewal";
+
     /// <summary>The record format, in the leaf's <c>format</c> member.</summary>
     public const string Format = "meshbus-decision/v1";
 
@@ -73,6 +80,12 @@ public sealed record DecisionRecord(
 
     /// <summary>The lineage key of renewal n of an intent.</summary>
     public static string RenewalKey(Guid intentId, int renewal) => $"renewal:{intentId:D}:{renewal}";
+
+    /// <summary>The lineage key under which the Lineage worker records an execution's halt acknowledgement.</summary>
+    public static string HaltedKey(Guid intentId) => "halted:" + intentId.ToString("D");
+
+    /// <summary>The lineage key under which the Lineage worker records an execution's completion.</summary>
+    public static string CompletedKey(Guid intentId) => "completed:" + intentId.ToString("D");
 
     /// <summary>The record's lineage key.</summary>
     public string Key => Renewal == 0 ? DecisionKey(IntentId) : RenewalKey(IntentId, Renewal);

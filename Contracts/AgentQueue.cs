@@ -1,11 +1,12 @@
 using System.Security.Cryptography;
 using System.Text;
 
-namespace MeshBus.Trust;
+namespace MeshBus.Contracts;
 
 /// <summary>
 /// The queue an agent reads its grants, denials and halts from, derived from its verified subject (never from an
-/// address the agent supplies). Rule (docs/wire-format.md): <c>agent.</c> + the subject lower-cased with every character
+/// address the agent supplies): part of the wire contract beside the messages, not of the crypto library. Rule
+/// (docs/wire-format.md): <c>agent.</c> + the subject lower-cased with every character
 /// outside <c>[a-z0-9.-]</c> replaced by <c>-</c>, cut to 96 characters, + <c>.</c> + the first 8 hex digits of
 /// SHA-256(subject) so two subjects that sanitize alike never share a queue.
 /// </summary>
