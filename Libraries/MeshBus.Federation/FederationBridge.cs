@@ -23,6 +23,9 @@ public sealed record FederationOptions
 
     /// <summary>The largest accepted envelope.</summary>
     public int MaxBytes { get; init; } = 1024 * 1024;
+
+    /// <summary>How old an unpublished outbound entry must be before the pump publishes it (its relay is still trying before that).</summary>
+    public TimeSpan PendingAfter { get; init; } = TimeSpan.FromSeconds(5);
 }
 
 /// <summary>A verified inbound message, ready for the local bus.</summary>
@@ -173,7 +176,8 @@ public sealed class FederationBridge
     public async Task<int> PublishPendingAsync(CancellationToken cancellationToken)
     {
         var sent = 0;
-        foreach (var entry in await _store.PendingAsync(_time.GetUtcNow(), 256, cancellationToken))
+        var now = _time.GetUtcNow();
+        foreach (var entry in await _store.PendingAsync(now, now - _options.PendingAfter, 256, cancellationToken))
         {
             if (!await TryPublishAsync(entry, cancellationToken))
             {

@@ -37,8 +37,8 @@ public interface IFederationStore : ISeenIdStore
     /// <summary>Marks an entry as acknowledged by the link (JetStream).</summary>
     Task MarkPublishedAsync(string peer, long linkSeq, CancellationToken cancellationToken);
 
-    /// <summary>Entries not yet acknowledged by the link and not yet expired, oldest first.</summary>
-    Task<IReadOnlyList<OutboundEntry>> PendingAsync(DateTimeOffset now, int max, CancellationToken cancellationToken);
+    /// <summary>Entries not yet acknowledged by the link, not yet expired and logged before <paramref name="createdBefore"/> (younger ones are still being published by their relay), oldest first.</summary>
+    Task<IReadOnlyList<OutboundEntry>> PendingAsync(DateTimeOffset now, DateTimeOffset createdBefore, int max, CancellationToken cancellationToken);
 
     /// <summary>The unexpired entries of the link to <paramref name="peer"/> in [<paramref name="from"/>, <paramref name="to"/>].</summary>
     Task<IReadOnlyList<OutboundEntry>> OutboundRangeAsync(string peer, long from, long to, DateTimeOffset now, CancellationToken cancellationToken);

@@ -69,7 +69,7 @@ public sealed class SqlFederationStore : IFederationStore, IAsyncDisposable
             foreach (var ddl in new[]
             {
                 "CREATE TABLE IF NOT EXISTS federation_link_out (peer TEXT PRIMARY KEY, last_seq BIGINT NOT NULL)",
-                $"CREATE TABLE IF NOT EXISTS federation_outbound (peer TEXT NOT NULL, link_seq BIGINT NOT NULL, source_id TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL, wire {Blob} NOT NULL, expires_at BIGINT NOT NULL, published INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (peer, link_seq), UNIQUE (peer, source_id))",
+                $"CREATE TABLE IF NOT EXISTS federation_outbound (peer TEXT NOT NULL, link_seq BIGINT NOT NULL, source_id TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL, wire {Blob} NOT NULL, expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL, published INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (peer, link_seq), UNIQUE (peer, source_id))",
                 "CREATE INDEX IF NOT EXISTS federation_outbound_pending ON federation_outbound (published, expires_at)",
                 "CREATE TABLE IF NOT EXISTS federation_seen (sender TEXT NOT NULL, id TEXT NOT NULL, keep_until BIGINT NOT NULL, PRIMARY KEY (sender, id))",
                 "CREATE TABLE IF NOT EXISTS federation_link_in (peer TEXT PRIMARY KEY, floor BIGINT NOT NULL)",
@@ -107,8 +107,9 @@ public sealed class SqlFederationStore : IFederationStore, IAsyncDisposable
 
             var entry = seal(seq);
             await ExecuteAsync(c, t,
-                "INSERT INTO federation_outbound (peer, link_seq, source_id, id, type, wire, expires_at, published) VALUES (@peer, @seq, @source, @id, @type, @wire, @exp, 0)",
-                cancellationToken, ("peer", peer), ("seq", seq), ("source", sourceId), ("id", entry.Id.ToString("D")), ("type", entry.Type), ("wire", entry.Wire), ("exp", entry.ExpiresAt.ToUnixTimeMilliseconds()));
+                "INSERT INTO federation_outbound (peer, link_seq, source_id, id, type, wire, expires_at, created_at, published) VALUES (@peer, @seq, @source, @id, @type, @wire, @exp, @now, 0)",
+                cancellationToken, ("peer", peer), ("seq", seq), ("source", sourceId), ("id", entry.Id.ToString("D")), ("type", entry.Type), ("wire", entry.Wire),
+                ("exp", entry.ExpiresAt.ToUnixTimeMilliseconds()), ("now", _time.GetUtcNow().ToUnixTimeMilliseconds()));
             return entry;
         }, cancellationToken);
 
@@ -117,9 +118,9 @@ public sealed class SqlFederationStore : IFederationStore, IAsyncDisposable
         WriteAsync("UPDATE federation_outbound SET published = 1 WHERE peer = @peer AND link_seq = @seq", cancellationToken, ("peer", peer), ("seq", linkSeq));
 
     /// <inheritdoc />
-    public Task<IReadOnlyList<OutboundEntry>> PendingAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
-        ReadEntriesAsync($"SELECT peer, link_seq, id, type, wire, expires_at FROM federation_outbound WHERE published = 0 AND expires_at > @now ORDER BY peer, link_seq LIMIT {max}",
-            cancellationToken, ("now", now.ToUnixTimeMilliseconds()));
+    public Task<IReadOnlyList<OutboundEntry>> PendingAsync(DateTimeOffset now, DateTimeOffset createdBefore, int max, CancellationToken cancellationToken) =>
+        ReadEntriesAsync($"SELECT peer, link_seq, id, type, wire, expires_at FROM federation_outbound WHERE published = 0 AND expires_at > @now AND created_at < @before ORDER BY peer, link_seq LIMIT {max}",
+            cancellationToken, ("now", now.ToUnixTimeMilliseconds()), ("before", createdBefore.ToUnixTimeMilliseconds()));
 
     /// <inheritdoc />
     public Task<IReadOnlyList<OutboundEntry>> OutboundRangeAsync(string peer, long from, long to, DateTimeOffset now, CancellationToken cancellationToken) =>

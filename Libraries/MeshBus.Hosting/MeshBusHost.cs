@@ -1,7 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace MeshBus.Hosting;
@@ -14,11 +13,8 @@ public static class MeshBusHost
     {
         var builder = Host.CreateApplicationBuilder(args);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
-        builder.Logging.AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss.fff ";
-        });
+        MeshBusLogging.Configure(builder.Logging, builder.Configuration);
+        builder.Services.AddHostedService<StartLine>();
         builder.Services.AddMeshBus(builder.Configuration, workers);
         return builder;
     }

@@ -80,6 +80,8 @@ public static class MeshBusServiceCollectionExtensions
         services.AddMassTransit(x =>
         {
             x.SetEndpointNameFormatter(endpointNames);
+            // No usage reports leave a governance mesh's processes unless an operator decides so (not configurable here).
+            x.DisableUsageTelemetry();
             foreach (var worker in workers)
             {
                 worker.ConfigureBus(x);

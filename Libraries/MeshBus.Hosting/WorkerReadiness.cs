@@ -57,11 +57,16 @@ internal sealed class WorkerReadinessHealthCheck(WorkerReadiness readiness) : IH
 }
 
 /// <summary>Says at start, in the log, why the worker is not ready (the same checks as <c>/health/ready</c>).</summary>
-internal sealed class ReadinessStartReport(IHostApplicationLifetime lifetime, HealthCheckService checks, ILogger<ReadinessStartReport> logger) : IHostedService
+internal sealed class ReadinessStartReport(IServiceProvider services, HealthCheckService checks, ILogger<ReadinessStartReport> logger) : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        lifetime.ApplicationStarted.Register(() => _ = ReportAsync(lifetime.ApplicationStopping));
+        // Hosts built without the generic host (test harnesses, embedded) have no lifetime: nothing to report then.
+        if (services.GetService(typeof(IHostApplicationLifetime)) is IHostApplicationLifetime lifetime)
+        {
+            lifetime.ApplicationStarted.Register(() => _ = ReportAsync(lifetime.ApplicationStopping));
+        }
+
         return Task.CompletedTask;
     }
 

@@ -17,7 +17,7 @@ public enum StorageProvider
 
 /// <summary>
 /// Where durable state lives: the saga repository and the Quartz job store both take one of these.
-/// Bound from the <c>SqlStore</c> configuration section.
+/// Derived from the <c>Storage</c> section by the hosting (<c>MeshBusStorage.SqlStore</c>).
 /// </summary>
 public sealed partial class SqlStoreOptions
 {

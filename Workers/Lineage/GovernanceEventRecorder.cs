@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using MassTransit;
 using MeshBus.Contracts;
 using MeshBus.Hosting;
@@ -88,6 +90,12 @@ public sealed class GovernanceEventRecorder(ILineageLog log, ILogger<GovernanceE
         var result = await log.AppendAsync(entry, context.CancellationToken);
         if (result.AlreadyPresent && !result.StoredData.AsSpan().SequenceEqual(entry.Data))
         {
+            if (LineageKeys.IsRepublication(typeof(T).Name, result.StoredData, entry.Data))
+            {
+                // Sync re-publishes the applied policy every interval (for replicas that start later): same event.
+                return;
+            }
+
             // Same semantic key, other content: the first record stands (the log is append-only); say so loudly.
             logger.LogWarning("Lineage key {Key} already holds a different {Type} at index {Index}; the new event is not appended", key, result.StoredType, result.Index);
         }
@@ -100,6 +108,48 @@ public static class LineageKeys
     /// <summary>The leaf bytes: canonical JSON (RFC 8785) of <c>{"event": …, "type": name}</c>.</summary>
     public static byte[] Leaf<T>(T message)
         where T : class => Canonical.Json(new LeafDocument<T>(typeof(T).Name, message));
+
+    /// <summary>
+    /// Whether <paramref name="fresh"/> is the periodic re-publication of the event stored as <paramref name="stored"/>:
+    /// a <see cref="PolicyPublished"/> or <see cref="PolicySynced"/> that differs only in when it was sent. Anything else
+    /// that differs under the same key is a real conflict.
+    /// </summary>
+    public static bool IsRepublication(string type, byte[] stored, byte[] fresh)
+    {
+        var time = type switch
+        {
+            nameof(PolicyPublished) => nameof(PolicyPublished.PublishedAt),
+            nameof(PolicySynced) => nameof(PolicySynced.SyncedAt),
+            _ => null,
+        };
+        if (time is null)
+        {
+            return false;
+        }
+
+        try
+        {
+            return JsonNode.DeepEquals(WithoutMember(stored, time), WithoutMember(fresh, time));
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
+    private static JsonNode? WithoutMember(byte[] leaf, string member)
+    {
+        var node = JsonNode.Parse(leaf);
+        if (node?["event"] is JsonObject e)
+        {
+            foreach (var name in e.Select(p => p.Key).Where(k => string.Equals(k, member, StringComparison.OrdinalIgnoreCase)).ToList())
+            {
+                e.Remove(name);
+            }
+        }
+
+        return node;
+    }
 
     /// <summary>Key of an intent.</summary>
     public static string Of(IntentSubmitted m) => $"intent:{m.IntentId:D}";

@@ -1,6 +1,8 @@
 using MassTransit;
 using MeshBus.Hosting;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace MeshBus.Workers.Lineage;
@@ -19,6 +21,9 @@ public sealed class LineageWorker : IMeshBusWorker
     public void ConfigureServices(IServiceCollection services, IConfiguration configuration)
     {
         // The lineage log is the process's one registration from Storage:* (AddMeshBus).
+        services.AddOptions<LineageOptions>().BindConfiguration(LineageOptions.Section).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LineageOptions>, LineageOptionsValidator>());
+        services.AddHostedService<LineageCheckpointer>();
     }
 
     /// <inheritdoc />

@@ -10,8 +10,10 @@ using Microsoft.Extensions.Options;
 namespace MeshBus.Workers.Sync;
 
 /// <summary>
-/// The sync worker (minimal for the walking skeleton): announces this domain's applied governance with
-/// <see cref="DomainHeartbeatPublisher"/>. With <c>Federation:Link</c> set it also hosts the federation bridge (<see cref="FederationBridgeWorker"/>).
+/// The sync worker: applies and distributes this domain's signed policy (<see cref="PolicyDistributor"/>:
+/// <c>PolicyPublished</c>, <c>PolicySynced</c>) and announces the applied governance (<see cref="DomainHeartbeatPublisher"/>:
+/// <c>DomainHeartbeat</c>). With <c>Federation:Link</c> set it also hosts the federation bridge
+/// (<see cref="FederationBridgeWorker"/>). Not built yet (DESIGN.md §5): the sync watchdog saga and key-set distribution.
 /// </summary>
 public sealed class SyncWorker : IMeshBusWorker
 {

@@ -22,7 +22,13 @@ var opts = LoadArgs.Parse(args);
 if (opts is null)
 {
     Console.Error.WriteLine("usage: meshbus-load [--count N] [--concurrency C] [--seconds S] [--host 127.0.0.1] [--postgres CONNECTION]");
+    Console.Error.WriteLine("       meshbus-load --cross-domain [--nats nats://127.0.0.1:4222] [--count N] [--concurrency C] [--seconds S]");
     return 2;
+}
+
+if (opts.CrossDomain)
+{
+    return await CrossDomainLoad.RunAsync(opts, RunAsync);
 }
 
 if (opts.Host is not ("127.0.0.1" or "localhost" or "::1"))
@@ -231,6 +237,12 @@ namespace MeshBus.Load
     /// <summary>Command line.</summary>
     public sealed record LoadArgs(int Count, int Concurrency, int Seconds, string Host, string? Postgres)
     {
+        /// <summary>Two domains joined by the bridge (<c>--cross-domain</c>).</summary>
+        public bool CrossDomain { get; init; }
+
+        /// <summary>NATS for the cross-domain run (<c>--nats</c>); the in-process link without it.</summary>
+        public string? Nats { get; init; }
+
         public static LoadArgs? Parse(string[] args)
         {
             var o = new LoadArgs(2000, 32, 120, "127.0.0.1", null);
@@ -244,6 +256,8 @@ namespace MeshBus.Load
                     case "--seconds" when int.TryParse(value, out var s) && s > 0: o = o with { Seconds = s }; i++; break;
                     case "--host" when value is not null: o = o with { Host = value }; i++; break;
                     case "--postgres" when value is not null: o = o with { Postgres = value }; i++; break;
+                    case "--cross-domain": o = o with { CrossDomain = true }; break;
+                    case "--nats" when value is not null && value.StartsWith("nats://127.0.0.1:", StringComparison.Ordinal): o = o with { Nats = value }; i++; break;
                     default: return null;
                 }
             }

@@ -180,6 +180,43 @@ public sealed class WorkerProcessTests
         Assert.Contains(need, worker.Output, StringComparison.Ordinal);
     }
 
+    [Fact(Timeout = 120_000)]
+    public async Task The_start_line_names_version_transport_storage_and_keys_and_never_a_password()
+    {
+        using var worker = new WorkerProcess(new Dictionary<string, string>
+        {
+            ["MeshBus__Domain"] = "acme.example/startline",
+            ["MeshBus__Transport"] = "RabbitMq",
+            ["RabbitMqTransport__Host"] = "127.0.0.1",
+            ["RabbitMqTransport__Port"] = "1",
+            ["RabbitMqTransport__Username"] = "mesh",
+            ["RabbitMqTransport__Password"] = "rabbit-s3cret",
+            ["Storage__Provider"] = "Postgres",
+            ["Storage__ConnectionString"] = "Host=127.0.0.1;Port=1;Database=mesh;Username=app;Password=pg-s3cret",
+            ["MeshBus__DataDirectory"] = TestPaths.TempDirectory(),
+        });
+        Assert.True(await worker.WaitForOutputAsync("MeshBus meshbus-authorize ", TimeSpan.FromSeconds(60)), worker.Output);
+        var line = worker.Output.Split('\n').Single(l => l.Contains("MeshBus meshbus-authorize ", StringComparison.Ordinal));
+        Assert.Contains("amqp://127.0.0.1:1/ as mesh", line, StringComparison.Ordinal);
+        Assert.Contains("PostgreSQL 127.0.0.1:1/mesh as app", line, StringComparison.Ordinal);
+        Assert.Contains("keys ", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cret", worker.Output, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task The_console_log_is_json_when_the_operator_names_the_json_formatter()
+    {
+        using var worker = new WorkerProcess(new Dictionary<string, string>
+        {
+            ["MeshBus__Domain"] = "acme.example/json",
+            ["MeshBus__DataDirectory"] = TestPaths.TempDirectory(),
+            ["Logging__Console__FormatterName"] = "json",
+        });
+        Assert.True(await worker.WaitForOutputAsync("\"Category\":\"MeshBus.Hosting.StartLine\"", TimeSpan.FromSeconds(60)), worker.Output);
+        var logLines = worker.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.Contains("\"Category\"", StringComparison.Ordinal)).ToList();
+        Assert.All(logLines, l => System.Text.Json.JsonDocument.Parse(l).Dispose());
+    }
+
     [Theory]
     [InlineData("Application started")]
     [InlineData("Bus started")]

@@ -24,6 +24,26 @@ public sealed class VectorTests
     }
 
     [Fact]
+    public void A_proof_to_another_root_says_which_root_was_expected_and_which_was_calculated()
+    {
+        var leaves = Enumerable.Range(0, 5).Select(i => new[] { (byte)i }).ToList();
+        var root = MerkleTree.RootOf(leaves);
+        var nodes = NodesOf(leaves);
+        var proof = ProofBuilder.Inclusion(2, 5, id => nodes[id]);
+        var other = MerkleTree.LeafHash([42]);
+
+        var result = MerkleTree.VerifyInclusion(MerkleTree.LeafHash(leaves[2]), 2, 5, proof, other);
+
+        Assert.Equal(MerkleProofFailure.RootMismatch, result.Failure);
+        Assert.Equal(other, result.ExpectedRoot);
+        Assert.Equal(root, result.CalculatedRoot);
+        Assert.Contains(Convert.ToHexStringLower(other), result.Detail, StringComparison.Ordinal);
+        Assert.Equal(MerkleProofFailure.WrongProofSize, MerkleTree.VerifyInclusion(MerkleTree.LeafHash(leaves[2]), 2, 5, proof.Take(1).ToList(), root).Failure);
+        Assert.Equal(MerkleProofFailure.InvalidInput, MerkleTree.VerifyInclusion(MerkleTree.LeafHash(leaves[2]), 7, 5, proof, root).Failure);
+        Assert.True(MerkleTree.VerifyInclusion(MerkleTree.LeafHash(leaves[2]), 2, 5, proof, root).IsValid);
+    }
+
+    [Fact]
     public void Every_vector_directory_is_found() =>
         Assert.True(InclusionFiles().Count + ConsistencyFiles().Count > 150);
 
@@ -39,7 +59,7 @@ public sealed class VectorTests
             Int(v, "treeSize"),
             Proof(v),
             Bytes(v, "root"));
-        Assert.Equal(!v.GetProperty("wantErr").GetBoolean(), ok);
+        Assert.Equal(!v.GetProperty("wantErr").GetBoolean(), ok.IsValid);
     }
 
     [Theory]
@@ -54,7 +74,7 @@ public sealed class VectorTests
             Bytes(v, "root1"),
             Bytes(v, "root2"),
             Proof(v));
-        Assert.Equal(!v.GetProperty("wantErr").GetBoolean(), ok);
+        Assert.Equal(!v.GetProperty("wantErr").GetBoolean(), ok.IsValid);
     }
 
     [Fact]
@@ -86,18 +106,18 @@ public sealed class VectorTests
             for (var i = 0; i < size; i++)
             {
                 var p = ProofBuilder.Inclusion(i, size, id => nodes[id]);
-                Assert.True(MerkleTree.VerifyInclusion(MerkleTree.LeafHash(leaves[i]), i, size, p, root), $"inclusion {i} of {size}");
-                Assert.False(MerkleTree.VerifyInclusion(MerkleTree.LeafHash(leaves[(i + 1) % size]), i, size, p, root) && size > 1);
+                Assert.True(MerkleTree.VerifyInclusion(MerkleTree.LeafHash(leaves[i]), i, size, p, root).IsValid, $"inclusion {i} of {size}");
+                Assert.False(MerkleTree.VerifyInclusion(MerkleTree.LeafHash(leaves[(i + 1) % size]), i, size, p, root).IsValid && size > 1);
             }
 
             for (var old = 1; old <= size; old++)
             {
                 var p = ProofBuilder.Consistency(old, size, id => nodes[id]);
                 var oldRoot = MerkleTree.RootOf(leaves.Take(old).ToList());
-                Assert.True(MerkleTree.VerifyConsistency(old, size, oldRoot, root, p), $"consistency {old} to {size}");
+                Assert.True(MerkleTree.VerifyConsistency(old, size, oldRoot, root, p).IsValid, $"consistency {old} to {size}");
                 if (old < size)
                 {
-                    Assert.False(MerkleTree.VerifyConsistency(old, size, MerkleTree.LeafHash([9]), root, p));
+                    Assert.False(MerkleTree.VerifyConsistency(old, size, MerkleTree.LeafHash([9]), root, p).IsValid);
                 }
             }
         }

@@ -56,7 +56,7 @@ public sealed class SchedulerTokenTests(PostgresFixture postgres, RabbitMqFixtur
         await ScheduleAsync(token, DateTime.UtcNow.AddSeconds(2.5), replacement);
 
         await Eventually.GetAsync(() => Task.FromResult(_pings.CountOf(replacement)), n => n > 0, TimeSpan.FromSeconds(20), "the replacement to fire");
-        await Task.Delay(1000);
+        await LaterTriggerFiredAsync();
         Assert.Equal(1, _pings.CountOf(replacement));
         Assert.Equal(0, _pings.CountOf(replaced));
     }
@@ -76,9 +76,20 @@ public sealed class SchedulerTokenTests(PostgresFixture postgres, RabbitMqFixtur
         await ScheduleAsync(Guid.NewGuid(), DateTime.UtcNow.AddSeconds(1), control);
 
         await Eventually.GetAsync(() => Task.FromResult(_pings.CountOf(control)), n => n > 0, TimeSpan.FromSeconds(20), "the control message to fire");
-        await Task.Delay(1000);
+        await LaterTriggerFiredAsync();
         Assert.Equal(0, _pings.CountOf(cancelled));
         Assert.DoesNotContain(token.ToString("N"), await TestStores.JobsAsync(_store, ScheduleMessageConsumer.JobGroup));
+    }
+
+    /// <summary>
+    /// The positive signal before a "nothing else fired" assertion: a probe scheduled after every trigger of the test
+    /// has fired, so the scheduler had its chance to fire anything it still held.
+    /// </summary>
+    private async Task LaterTriggerFiredAsync()
+    {
+        var probe = Guid.NewGuid();
+        await ScheduleAsync(Guid.NewGuid(), DateTime.UtcNow.AddSeconds(1), probe);
+        await Eventually.GetAsync(() => Task.FromResult(_pings.CountOf(probe)), n => n > 0, TimeSpan.FromSeconds(20), "a later probe to fire");
     }
 
     private async Task ScheduleAsync(Guid token, DateTime at, Guid pingId)

@@ -53,9 +53,9 @@ public sealed class CheckpointWitness(IWitnessStateStore state, CosignatureSigne
                 return new CosignOutcome(false, at, null, $"checkpoint size {cp.Size} is older than the cosigned {current.Size}", false);
             }
 
-            if (!MerkleTree.VerifyConsistency(current.Size, cp.Size, current.RootHash, cp.RootHash, consistencyProof))
+            if (MerkleTree.VerifyConsistency(current.Size, cp.Size, current.RootHash, cp.RootHash, consistencyProof) is { IsValid: false } inconsistent)
             {
-                return new CosignOutcome(false, at, null, $"no valid consistency proof from size {current.Size} to {cp.Size}", false);
+                return new CosignOutcome(false, at, null, $"no valid consistency proof from size {current.Size} to {cp.Size}: {inconsistent.Detail}", false);
             }
         }
 

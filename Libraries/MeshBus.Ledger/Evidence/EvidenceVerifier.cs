@@ -101,8 +101,10 @@ public static class EvidenceVerifier
                 }
 
                 var okIndex = proof.Index == r.Index;
-                var okProof = okIndex && MerkleTree.VerifyInclusion(MerkleTree.LeafHash(r.Leaf), r.Index, cp.Size, proof.Proof, cp.RootHash);
-                checks.Add(new EvidenceCheck(okProof, $"{label}: leaf included in {origin} at size {cp.Size}" + (okIndex ? "" : $": the proof is for index {proof.Index}")));
+                var inclusion = okIndex ? MerkleTree.VerifyInclusion(MerkleTree.LeafHash(r.Leaf), r.Index, cp.Size, proof.Proof, cp.RootHash) : null;
+                var okProof = inclusion is { IsValid: true };
+                checks.Add(new EvidenceCheck(okProof, $"{label}: leaf included in {origin} at size {cp.Size}"
+                    + (!okIndex ? $": the proof is for index {proof.Index}" : okProof ? "" : ": " + inclusion!.Detail)));
                 var leafType = LeafType(r.Leaf);
                 if (leafType is not null && leafType != r.Type)
                 {

@@ -44,18 +44,29 @@ public static class MerkleTree
     }
 
     /// <summary>
-    /// Verifies an inclusion proof (RFC 9162 §2.1.3.2). Returns false for any malformed input: wrong sizes, a proof of the
-    /// wrong length, a mismatching root.
+    /// Verifies an inclusion proof (RFC 9162 §2.1.3.2). Says why it fails: malformed input (sizes, hash lengths), a
+    /// proof of the wrong length, or a root that is not the expected one (with both roots, as transparency-dev/merkle's
+    /// <c>RootMismatchError</c>).
     /// </summary>
-    public static bool VerifyInclusion(ReadOnlySpan<byte> leafHash, long index, long treeSize, IReadOnlyList<byte[]> proof, ReadOnlySpan<byte> root)
+    public static MerkleProofResult VerifyInclusion(ReadOnlySpan<byte> leafHash, long index, long treeSize, IReadOnlyList<byte[]> proof, ReadOnlySpan<byte> root)
     {
-        if (index < 0 || treeSize <= 0 || index >= treeSize || leafHash.Length != HashSize || root.Length != HashSize)
+        if (index < 0 || treeSize <= 0 || index >= treeSize)
         {
-            return false;
+            return MerkleProofResult.Fail(MerkleProofFailure.InvalidInput, $"index {index} is not in a tree of size {treeSize}");
+        }
+
+        if (leafHash.Length != HashSize || root.Length != HashSize)
+        {
+            return MerkleProofResult.Fail(MerkleProofFailure.InvalidInput, $"leaf hash and root must be {HashSize} bytes");
         }
 
         var computed = RootFromInclusionProof(leafHash, index, treeSize, proof);
-        return computed is not null && CryptographicOperations.FixedTimeEquals(computed, root);
+        if (computed is null)
+        {
+            return MerkleProofResult.Fail(MerkleProofFailure.WrongProofSize, $"the proof of {proof.Count} hashes has the wrong shape for index {index} of {treeSize}");
+        }
+
+        return CryptographicOperations.FixedTimeEquals(computed, root) ? MerkleProofResult.Valid : MerkleProofResult.Mismatch(root.ToArray(), computed);
     }
 
     /// <summary>The root implied by an inclusion proof, or null when the proof has the wrong shape.</summary>
@@ -88,35 +99,42 @@ public static class MerkleTree
         return h;
     }
 
-    /// <summary>Verifies a consistency proof between two tree heads (RFC 9162 §2.1.4.2).</summary>
-    public static bool VerifyConsistency(long size1, long size2, ReadOnlySpan<byte> root1, ReadOnlySpan<byte> root2, IReadOnlyList<byte[]> proof)
+    /// <summary>Verifies a consistency proof between two tree heads (RFC 9162 §2.1.4.2), saying why it fails.</summary>
+    public static MerkleProofResult VerifyConsistency(long size1, long size2, ReadOnlySpan<byte> root1, ReadOnlySpan<byte> root2, IReadOnlyList<byte[]> proof)
     {
         if (size1 < 0 || size2 < size1)
         {
-            return false;
+            return MerkleProofResult.Fail(MerkleProofFailure.InvalidInput, $"sizes {size1} and {size2} are not an old and a new tree");
         }
 
         if (size1 == size2)
         {
             // Same tree: the proof must be empty and the roots equal (whatever their encoding).
             // The empty tree has exactly one root.
-            return proof.Count == 0 && root1.SequenceEqual(root2) && (size1 > 0 || root1.SequenceEqual(EmptyRoot()));
+            if (proof.Count != 0)
+            {
+                return MerkleProofResult.Fail(MerkleProofFailure.WrongProofSize, "a proof between two trees of the same size must be empty");
+            }
+
+            return root1.SequenceEqual(root2) && (size1 > 0 || root1.SequenceEqual(EmptyRoot()))
+                ? MerkleProofResult.Valid
+                : MerkleProofResult.Mismatch(root1.ToArray(), root2.ToArray());
         }
 
         if (root1.Length != HashSize || root2.Length != HashSize || proof.Any(p => p is null || p.Length != HashSize))
         {
-            return false;
+            return MerkleProofResult.Fail(MerkleProofFailure.InvalidInput, $"roots and proof hashes must be {HashSize} bytes");
         }
 
         if (size1 == 0)
         {
             // Every tree is consistent with the empty one; a proof is meaningless and refused.
-            return false;
+            return MerkleProofResult.Fail(MerkleProofFailure.InvalidInput, "no proof is needed (or accepted) from the empty tree");
         }
 
         if (proof.Count == 0)
         {
-            return false;
+            return MerkleProofResult.Fail(MerkleProofFailure.WrongProofSize, $"a proof from size {size1} to {size2} cannot be empty");
         }
 
         // Build the path with the old root in front when size1 is a power of two (RFC 9162 step 1).
@@ -141,7 +159,7 @@ public static class MerkleTree
         {
             if (sn == 0)
             {
-                return false;
+                return MerkleProofResult.Fail(MerkleProofFailure.WrongProofSize, $"the proof of {proof.Count} hashes is too long for sizes {size1} and {size2}");
             }
 
             var c = path[i];
@@ -167,8 +185,16 @@ public static class MerkleTree
             sn >>= 1;
         }
 
-        return sn == 0
-            && CryptographicOperations.FixedTimeEquals(fr, root1)
-            && CryptographicOperations.FixedTimeEquals(sr, root2);
+        if (sn != 0)
+        {
+            return MerkleProofResult.Fail(MerkleProofFailure.WrongProofSize, $"the proof of {proof.Count} hashes is too short for sizes {size1} and {size2}");
+        }
+
+        if (!CryptographicOperations.FixedTimeEquals(fr, root1))
+        {
+            return MerkleProofResult.Mismatch(root1.ToArray(), fr);
+        }
+
+        return CryptographicOperations.FixedTimeEquals(sr, root2) ? MerkleProofResult.Valid : MerkleProofResult.Mismatch(root2.ToArray(), sr);
     }
 }

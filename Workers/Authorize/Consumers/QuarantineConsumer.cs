@@ -18,7 +18,7 @@ public sealed class QuarantineConsumer(IQuarantineState quarantine, GovernanceVe
     : IConsumer<AgentQuarantined>, IConsumer<AgentReleased>
 {
     /// <inheritdoc />
-    public Task Consume(ConsumeContext<AgentQuarantined> context)
+    public async Task Consume(ConsumeContext<AgentQuarantined> context)
     {
         var m = context.Message;
         var verified = verifier.Verify(m, time.GetUtcNow());
@@ -27,7 +27,9 @@ public sealed class QuarantineConsumer(IQuarantineState quarantine, GovernanceVe
             throw new MalformedMessageException(typeof(AgentQuarantined), [$"quarantine of {m.Agent} by {m.Domain} refused ({verified.Reason}): {verified.Detail}"]);
         }
 
-        return quarantine.ApplyAsync(m.Agent, true, m.QuarantinedAt, context.CancellationToken);
+        await quarantine.ApplyAsync(m.Agent, true, m.QuarantinedAt, context.CancellationToken);
+        // The operator's first question about a quarantine is why: the reason is in the log as well as in lineage.
+        logger.LogWarning("Agent {Agent} quarantined ({Reason}): {Detail}; intent {IntentId}", m.Agent, m.Reason, m.Detail, m.IntentId);
     }
 
     /// <inheritdoc />
@@ -49,7 +51,10 @@ public sealed class QuarantineConsumer(IQuarantineState quarantine, GovernanceVe
         {
             // Validly signed but stale (the quarantine it names is no longer the one in force) or a redelivery: nothing to lift.
             logger.LogWarning("Release of {Agent} by {ReleasedBy} names the quarantine of {QuarantinedAt:O}, which is not in force; nothing released", m.Agent, m.ReleasedBy, m.QuarantinedAt);
+            return;
         }
+
+        logger.LogInformation("Agent {Agent} released by {ReleasedBy}", m.Agent, m.ReleasedBy);
     }
 }
 

@@ -45,6 +45,8 @@ internal sealed class SkeletonHarness : IAsyncDisposable
 
     public FakeTimeProvider Clock { get; }
 
+    private readonly ConsumedMessages _consumed = new();
+
     public IBus Bus => _provider.GetRequiredService<IBus>();
 
     public ILineageLog Lineage => _provider.GetRequiredService<ILineageLog>();
@@ -89,6 +91,7 @@ internal sealed class SkeletonHarness : IAsyncDisposable
         services.Configure<MassTransitHostOptions>(o => o.WaitUntilStarted = true);
         var provider = services.BuildServiceProvider();
         var harness = new SkeletonHarness(dir, keys, clock, provider);
+        provider.GetRequiredService<IBus>().ConnectConsumeObserver(harness._consumed);
         foreach (var hosted in provider.GetServices<IHostedService>())
         {
             await hosted.StartAsync(CancellationToken.None);
@@ -123,6 +126,16 @@ internal sealed class SkeletonHarness : IAsyncDisposable
         _agents.Add(agent);
         return agent;
     }
+
+    /// <summary>
+    /// Waits until the lineage recorder has taken a message of type <typeparamref name="T"/> matching
+    /// <paramref name="match"/> (successfully or not): the positive signal before asserting that it changed nothing.
+    /// </summary>
+    public Task LineageConsumedAsync<T>(Func<T, bool> match)
+        where T : class =>
+        EventuallyAsync(
+            () => Task.FromResult(_consumed.Taken.Any(c => c.Endpoint.EndsWith("lineage-recorder", StringComparison.Ordinal) && c.Message is T m && match(m))),
+            taken => taken, $"the lineage recorder to take the {typeof(T).Name}");
 
     public Task<IntentLifecycleState?> SagaAsync(Guid intentId) =>
         _provider.GetRequiredService<ISagaStateReader>().LoadAsync<IntentLifecycleState>(intentId);
@@ -273,6 +286,29 @@ internal sealed class StandInAuthorizerConsumer(StandInAuthorizer authorizer, Do
         // As Authorize does: the verified intent and the decision, for the saga (agent, cnf) and lineage.
         await context.Publish(context.Message, context.CancellationToken);
         await context.Publish(decision, decision.GetType(), context.CancellationToken);
+    }
+}
+
+/// <summary>What each endpoint took, with the endpoint's queue name.</summary>
+internal sealed class ConsumedMessages : IConsumeObserver
+{
+    public System.Collections.Concurrent.ConcurrentQueue<(string Endpoint, object Message)> Taken { get; } = new();
+
+    public Task PreConsume<T>(ConsumeContext<T> context)
+        where T : class => Task.CompletedTask;
+
+    public Task PostConsume<T>(ConsumeContext<T> context)
+        where T : class
+    {
+        Taken.Enqueue((context.ReceiveContext.InputAddress?.AbsolutePath ?? "", context.Message));
+        return Task.CompletedTask;
+    }
+
+    public Task ConsumeFault<T>(ConsumeContext<T> context, Exception exception)
+        where T : class
+    {
+        Taken.Enqueue((context.ReceiveContext.InputAddress?.AbsolutePath ?? "", context.Message));
+        return Task.CompletedTask;
     }
 }
 

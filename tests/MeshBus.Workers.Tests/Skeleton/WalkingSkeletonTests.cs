@@ -145,9 +145,15 @@ public sealed class WalkingSkeletonTests
         var lease = (await agent.SubmitIntentAsync(Deploy)).Lease!;
         await lease.StartAsync();
 
-        // No halt is ever delivered. Just before receipt + (exp − iat) − skew the work still runs...
-        mesh.Clock.Advance(TimeSpan.FromSeconds(57));
-        await Task.Delay(100);
+        // No halt is ever delivered. Just before receipt + (exp − iat) − skew the work still runs: a probe timer due
+        // at that moment has fired (so every timer due by then had its chance), and the lease's has not.
+        var probe = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using (mesh.Clock.CreateTimer(_ => probe.TrySetResult(), null, TimeSpan.FromSeconds(57), Timeout.InfiniteTimeSpan))
+        {
+            mesh.Clock.Advance(TimeSpan.FromSeconds(57));
+            await probe.Task.WaitAsync(TimeSpan.FromSeconds(5));
+        }
+
         Assert.False(lease.Token.IsCancellationRequested);
 
         // ...and right after it, the agent's own timer stops it.
@@ -225,7 +231,7 @@ public sealed class WalkingSkeletonTests
         Assert.Equal(head.RootHash, MerkleTree.RootOf(leaves));
         // A redelivered event is found by its key, not appended again.
         await mesh.Bus.Publish(new ExecutionCompleted(lease.IntentId, SkeletonHarness.Domain, agent.Subject, mesh.Clock.GetUtcNow(), "again"));
-        await Task.Delay(300);
+        await mesh.LineageConsumedAsync<ExecutionCompleted>(m => m.Outcome == "again");
         Assert.Equal(head.Size, (await mesh.Lineage.GetTreeHeadAsync()).Size);
         Assert.Equal(LineageKeys.Leaf(new ExecutionHeartbeat(Guid.Empty, "d", "a", 1, DateTimeOffset.UnixEpoch)), LineageKeys.Leaf(new ExecutionHeartbeat(Guid.Empty, "d", "a", 1, DateTimeOffset.UnixEpoch)));
     }
