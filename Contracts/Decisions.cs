@@ -57,6 +57,12 @@ public sealed record GrantDenied(
     long? LineageIndex,
     IReadOnlyList<string> MatchedRules)
 {
+    /// <summary>
+    /// JWS compact, <c>typ: meshbus-denial+jwt</c>, signed by the deciding domain's grant key over the denial's fields
+    /// (docs/wire-format.md, "Verifying denials and halts"). An agent ignores a denial whose token does not verify.
+    /// </summary>
+    public string? Token { get; init; }
+
     /// <summary>Version of this message's shape.</summary>
     public int MessageVersion { get; init; } = 1;
 }

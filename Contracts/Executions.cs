@@ -8,6 +8,13 @@ namespace MeshBus.Contracts;
 /// <param name="StartedAt">When the work started.</param>
 public sealed record ExecutionStarted(Guid IntentId, string Domain, string Agent, string GrantId, DateTimeOffset StartedAt)
 {
+    /// <summary>
+    /// Base64url Ed25519 signature of the agent key (the credential's <c>cnf</c>, recorded with the grant) over the
+    /// report's canonical bytes (docs/wire-format.md, "Signing execution reports"). A report without a valid one is
+    /// rejected at the agent ingress and changes nothing.
+    /// </summary>
+    public string? Signature { get; init; }
+
     /// <summary>Version of this message's shape.</summary>
     public int MessageVersion { get; init; } = 1;
 }
@@ -20,6 +27,13 @@ public sealed record ExecutionStarted(Guid IntentId, string Domain, string Agent
 /// <param name="SentAt">When it was sent.</param>
 public sealed record ExecutionHeartbeat(Guid IntentId, string Domain, string Agent, long Sequence, DateTimeOffset SentAt)
 {
+    /// <summary>
+    /// Base64url Ed25519 signature of the agent key (the credential's <c>cnf</c>, recorded with the grant) over the
+    /// report's canonical bytes (docs/wire-format.md, "Signing execution reports"). A report without a valid one is
+    /// rejected at the agent ingress and changes nothing.
+    /// </summary>
+    public string? Signature { get; init; }
+
     /// <summary>Version of this message's shape.</summary>
     public int MessageVersion { get; init; } = 1;
 }
@@ -32,6 +46,13 @@ public sealed record ExecutionHeartbeat(Guid IntentId, string Domain, string Age
 /// <param name="Outcome">A short result description chosen by the agent.</param>
 public sealed record ExecutionCompleted(Guid IntentId, string Domain, string Agent, DateTimeOffset CompletedAt, string? Outcome)
 {
+    /// <summary>
+    /// Base64url Ed25519 signature of the agent key (the credential's <c>cnf</c>, recorded with the grant) over the
+    /// report's canonical bytes (docs/wire-format.md, "Signing execution reports"). A report without a valid one is
+    /// rejected at the agent ingress and changes nothing.
+    /// </summary>
+    public string? Signature { get; init; }
+
     /// <summary>Version of this message's shape.</summary>
     public int MessageVersion { get; init; } = 1;
 }
@@ -53,6 +74,13 @@ public sealed record ExecutionHalted(
     DateTimeOffset HaltedAt,
     Guid? HaltId)
 {
+    /// <summary>
+    /// Base64url Ed25519 signature of the agent key (the credential's <c>cnf</c>, recorded with the grant) over the
+    /// report's canonical bytes (docs/wire-format.md, "Signing execution reports"). A report without a valid one is
+    /// rejected at the agent ingress and changes nothing.
+    /// </summary>
+    public string? Signature { get; init; }
+
     /// <summary>Version of this message's shape.</summary>
     public int MessageVersion { get; init; } = 1;
 }
@@ -79,6 +107,13 @@ public sealed record HaltExecution(
 {
     /// <summary>The intent id when <see cref="Scope"/> is <see cref="GovernanceScope.Execution"/>.</summary>
     public Guid? IntentId { get; init; }
+
+    /// <summary>
+    /// JWS compact, <c>typ: meshbus-halt+jwt</c>, signed by the ordering domain's grant key over the halt's fields
+    /// (docs/wire-format.md, "Verifying denials and halts"). Set on the copy sent to an agent's queue; an agent ignores a
+    /// halt whose token does not verify.
+    /// </summary>
+    public string? Token { get; init; }
 
     /// <summary>Version of this message's shape.</summary>
     public int MessageVersion { get; init; } = 1;

@@ -79,7 +79,7 @@ public sealed class Lease : IAsyncDisposable
             _started = true;
         }
 
-        await _agent.PublishAsync(new ExecutionStarted(IntentId, _intent.Domain, _intent.Agent, Claims.GrantId, Clock.GetUtcNow()), cancellationToken);
+        await _agent.ReportAsync(Sign(new ExecutionStarted(IntentId, _intent.Domain, _intent.Agent, Claims.GrantId, Clock.GetUtcNow())), cancellationToken);
         var interval = _agent.Options.HeartbeatInterval;
         _heartbeatTimer = Clock.CreateTimer(_ => _ = HeartbeatAsync(), null, interval, interval);
     }
@@ -93,7 +93,7 @@ public sealed class Lease : IAsyncDisposable
         }
 
         var seq = Interlocked.Increment(ref _heartbeatSequence);
-        return _agent.PublishAsync(new ExecutionHeartbeat(IntentId, _intent.Domain, _intent.Agent, seq, Clock.GetUtcNow()));
+        return _agent.ReportAsync(Sign(new ExecutionHeartbeat(IntentId, _intent.Domain, _intent.Agent, seq, Clock.GetUtcNow())));
     }
 
     /// <summary>Reports <c>ExecutionCompleted</c> and releases the lease.</summary>
@@ -106,7 +106,7 @@ public sealed class Lease : IAsyncDisposable
 
         StopTimers();
         _agent.Forget(this);
-        await _agent.PublishAsync(new ExecutionCompleted(IntentId, _intent.Domain, _intent.Agent, Clock.GetUtcNow(), outcome), cancellationToken);
+        await _agent.ReportAsync(Sign(new ExecutionCompleted(IntentId, _intent.Domain, _intent.Agent, Clock.GetUtcNow(), outcome)), cancellationToken);
     }
 
     /// <summary>
@@ -166,7 +166,7 @@ public sealed class Lease : IAsyncDisposable
         _agent.Forget(this);
         await _cts.CancelAsync();
         // Acknowledge even when the work had not started: the halt counts as done only once this is recorded.
-        await _agent.PublishAsync(new ExecutionHalted(IntentId, _intent.Domain, _intent.Agent, reason, detail, Clock.GetUtcNow(), haltId));
+        await _agent.ReportAsync(Sign(new ExecutionHalted(IntentId, _intent.Domain, _intent.Agent, reason, detail, Clock.GetUtcNow(), haltId)));
     }
 
     private Task ExpireAsync()
@@ -179,6 +179,15 @@ public sealed class Lease : IAsyncDisposable
 
         return StopAsync(GovernanceReason.LeaseExpired, $"lease of grant {Claims.GrantId} expired on the agent's clock", null);
     }
+
+    // Reports carry the same proof of possession as the intent: the mesh checks them with the grant's cnf key.
+    private ExecutionStarted Sign(ExecutionStarted report) => ExecutionReportSignature.Sign(report, _agent.Options.PrivateKey);
+
+    private ExecutionHeartbeat Sign(ExecutionHeartbeat report) => ExecutionReportSignature.Sign(report, _agent.Options.PrivateKey);
+
+    private ExecutionCompleted Sign(ExecutionCompleted report) => ExecutionReportSignature.Sign(report, _agent.Options.PrivateKey);
+
+    private ExecutionHalted Sign(ExecutionHalted report) => ExecutionReportSignature.Sign(report, _agent.Options.PrivateKey);
 
     private void StopTimers()
     {

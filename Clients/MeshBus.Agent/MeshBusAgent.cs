@@ -4,6 +4,7 @@ using MassTransit;
 using MeshBus.Contracts;
 using MeshBus.Trust;
 using MeshBus.Trust.Crypto;
+using Microsoft.Extensions.Logging;
 
 namespace MeshBus.Agent;
 
@@ -23,6 +24,7 @@ public sealed class MeshBusAgent : IAsyncDisposable
     private readonly PolicyFloor _floor = new();
     private readonly string? _credentialKeyId;
     private HostReceiveEndpointHandle? _endpoint;
+    private long _ignored;
 
     private MeshBusAgent(IBus bus, MeshBusAgentOptions options)
     {
@@ -41,6 +43,12 @@ public sealed class MeshBusAgent : IAsyncDisposable
 
     /// <summary>The agent's raw public key.</summary>
     public byte[] PublicKey => (byte[])_publicKey.Clone();
+
+    /// <summary>
+    /// How many messages this agent refused to act on: a denial or halt whose domain signature did not verify (forged,
+    /// or meant for another agent). Each is logged and otherwise ignored.
+    /// </summary>
+    public long IgnoredMessages => Interlocked.Read(ref _ignored);
 
     internal MeshBusAgentOptions Options => _options;
 
@@ -102,7 +110,9 @@ public sealed class MeshBusAgent : IAsyncDisposable
 
         try
         {
-            await _bus.Publish(intent, cancellationToken);
+            // The agent ingress: the only exchange for intents an agent's broker user may write (DESIGN.md §9).
+            var ingress = await _bus.GetSendEndpoint(AgentIngress.IntentsAddress(_options.EntityPrefix));
+            await ingress.Send(intent, cancellationToken);
             // The decision wait is real time on purpose: it bounds a network round trip, not a lease.
             return await pending.Outcome.Task.WaitAsync(_options.DecisionTimeout, cancellationToken);
         }
@@ -130,8 +140,13 @@ public sealed class MeshBusAgent : IAsyncDisposable
         }
     }
 
-    internal Task PublishAsync<T>(T message, CancellationToken cancellationToken = default)
-        where T : class => _bus.Publish(message, cancellationToken);
+    /// <summary>Sends an execution report, already signed, to the agent ingress of reports.</summary>
+    internal async Task ReportAsync<T>(T report, CancellationToken cancellationToken = default)
+        where T : class
+    {
+        var ingress = await _bus.GetSendEndpoint(AgentIngress.ReportsAddress(_options.EntityPrefix));
+        await ingress.Send(report, cancellationToken);
+    }
 
     internal void Forget(Lease lease) => _leases.TryRemove(lease.IntentId, out _);
 
@@ -203,13 +218,28 @@ public sealed class MeshBusAgent : IAsyncDisposable
 
     private Task OnGrantDenied(GrantDenied message)
     {
+        var verified = AgentNotices.Verify(message, _options.Subject, _options.KeyResolver, _options.TimeProvider.GetUtcNow());
+        if (!verified.IsValid)
+        {
+            // Anyone who can put a message in this queue could forge one from a known intent id: never act on it.
+            Ignore("GrantDenied", message.IntentId, verified);
+            return Task.CompletedTask;
+        }
+
         if (_pending.TryGetValue(message.IntentId, out var pending))
         {
             pending.Outcome.TrySetResult(IntentOutcome.Denied(new Denial(message.IntentId, message.Reason, message.Detail)));
             return Task.CompletedTask;
         }
 
-        // A denied renewal ends the lease now rather than at expiry.
+        // A denied renewal ends the lease now rather than at expiry. Only a recorded denial can be one (the intent's own
+        // decision was a grant); an unrecorded one is an answer to someone's bad input under this id, never a stop.
+        if (message.LineageIndex is null)
+        {
+            _options.Logger?.LogInformation("Agent {Agent} keeps lease {IntentId}: an unrecorded denial ({Reason}) is no renewal denial", _options.Subject, message.IntentId, message.Reason);
+            return Task.CompletedTask;
+        }
+
         return _leases.TryGetValue(message.IntentId, out var lease)
             ? lease.StopAsync(message.Reason, "renewal denied: " + message.Detail, null)
             : Task.CompletedTask;
@@ -223,6 +253,13 @@ public sealed class MeshBusAgent : IAsyncDisposable
 
     private async Task OnHalt(HaltExecution halt)
     {
+        var verified = AgentNotices.Verify(halt, _options.KeyResolver, _options.TimeProvider.GetUtcNow());
+        if (!verified.IsValid)
+        {
+            Ignore("HaltExecution", halt.IntentId, verified);
+            return;
+        }
+
         foreach (var lease in _leases.Values)
         {
             if (lease.IsHaltedBy(halt))
@@ -230,6 +267,12 @@ public sealed class MeshBusAgent : IAsyncDisposable
                 await lease.StopAsync(halt.Reason, halt.Detail, halt.HaltId);
             }
         }
+    }
+
+    private void Ignore<T>(string type, Guid? intentId, VerificationResult<T> failure)
+    {
+        Interlocked.Increment(ref _ignored);
+        _options.Logger?.LogWarning("Agent {Agent} ignored a {Type} for intent {IntentId}: {Reason} {Detail}", _options.Subject, type, intentId, failure.Reason, failure.Detail);
     }
 
     private sealed class Pending(IntentSubmitted intent, string digest)

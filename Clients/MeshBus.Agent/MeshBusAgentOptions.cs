@@ -32,6 +32,15 @@ public sealed class MeshBusAgentOptions
     /// <summary>How often a started lease sends <c>ExecutionHeartbeat</c>.</summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// The mesh's entity prefix (<c>RabbitMqTransport:EntityPrefix</c>), when it has one: the agent ingress exchanges
+    /// are <c>&lt;prefix&gt;agent-intents</c> and <c>&lt;prefix&gt;agent-reports</c>. Empty by default.
+    /// </summary>
+    public string EntityPrefix { get; init; } = "";
+
+    /// <summary>Where the agent logs what it refuses (a denial or halt whose signature does not verify). None by default.</summary>
+    public Microsoft.Extensions.Logging.ILogger? Logger { get; init; }
+
     /// <summary>How long <see cref="MeshBusAgent.SubmitIntentAsync"/> waits for a decision.</summary>
     public TimeSpan DecisionTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }

@@ -68,8 +68,10 @@ public static class CommandLineApp
             console.Error.WriteLine($"meshbus {command.Name}: cancelled");
             return 130;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or InvalidDataException or System.Text.Json.JsonException or ArgumentException or InvalidOperationException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or InvalidDataException or System.Text.Json.JsonException or ArgumentException or InvalidOperationException
+            or System.Data.Common.DbException)
         {
+            // DbException: a file that is not a SQLite database, a PostgreSQL server that cannot be reached.
             // Errors a user can act on: print the reason, never a stack trace.
             console.Error.WriteLine($"meshbus {command.Name}: error: {e.Message}");
             return 2;

@@ -5,7 +5,7 @@ namespace MeshBus.Hosting;
 /// It is never retried: the endpoint moves it to its <c>_error</c> queue at once, with this message in the
 /// <c>MT-Fault-Message</c> header, and goes on with the next message.
 /// </summary>
-public sealed class MalformedMessageException : Exception
+public sealed class MalformedMessageException : RejectedMessageException
 {
     /// <summary>Creates the exception for a message type and the fields that are wrong.</summary>
     /// <param name="messageType">The contract type.</param>

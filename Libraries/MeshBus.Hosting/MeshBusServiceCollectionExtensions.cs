@@ -42,6 +42,8 @@ public static class MeshBusServiceCollectionExtensions
         services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section).ValidateOnStart();
         services.AddOptions<HealthOptions>().BindConfiguration(HealthOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HealthOptions>, HealthOptionsValidator>());
+        services.AddOptions<AgentIngressOptions>().BindConfiguration(AgentIngressOptions.Section).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AgentIngressOptions>, AgentIngressOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MeshBusOptions>, MeshBusOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RabbitMqTransportOptions>, RabbitMqOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<StorageOptions>, StorageOptionsValidator>());
@@ -133,7 +135,7 @@ public static class MeshBusServiceCollectionExtensions
 
     private static IRetryConfigurator IgnoreUnreadable(IRetryConfigurator retry)
     {
-        retry.Ignore<MalformedMessageException>();
+        retry.Ignore<RejectedMessageException>();
         retry.Ignore<System.Runtime.Serialization.SerializationException>();
         retry.Ignore<System.Text.Json.JsonException>();
         return retry;

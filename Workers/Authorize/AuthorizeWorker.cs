@@ -37,6 +37,7 @@ public sealed class AuthorizeWorker : IMeshBusWorker
         services.TryAddSingleton<FreshnessStep>();
         services.TryAddSingleton<PolicyStep>();
         services.TryAddSingleton<RecordThenReleaseStep>();
+        services.TryAddSingleton<AgentAnswerSigner>();
         services.TryAddSingleton<EgressEndorser>();
         services.TryAddSingleton<LocalIntentPath>();
         services.TryAddSingleton<EndorsedIntentPath>();

@@ -4,6 +4,7 @@ using MeshBus.Persistence;
 using MeshBus.Trust;
 using MeshBus.Workers.Enforce.Halts;
 using MeshBus.Workers.Enforce.Lifecycle;
+using MeshBus.Workers.Enforce.Reports;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -13,7 +14,8 @@ namespace MeshBus.Workers.Enforce;
 
 /// <summary>
 /// The enforce worker: the intent-lifecycle saga (<see cref="IntentLifecycleStateMachine"/>) stored durably with its
-/// executions index, and the halt router (<see cref="HaltExecutionConsumer"/>).
+/// executions index, the halt router (<see cref="HaltExecutionConsumer"/>), and the agent ingress of execution reports
+/// (<see cref="ReportIngressConsumer"/>, checked by <see cref="ExecutionReportVerifier"/>).
 /// </summary>
 public sealed class EnforceWorker : IMeshBusWorker
 {
@@ -41,6 +43,8 @@ public sealed class EnforceWorker : IMeshBusWorker
         // The saga repository is configured while services are added, so its store is read from configuration here;
         // the setup itself (engine, file, database) is the hosting's one (MeshBusStorage).
         _store ??= MeshBusStorage.SqlStore(configuration, "enforce.db");
+        services.TryAddSingleton<ExecutionReportVerifier>();
+        services.TryAddSingleton<HaltSigner>();
     }
 
     /// <inheritdoc />
@@ -50,5 +54,6 @@ public sealed class EnforceWorker : IMeshBusWorker
         bus.AddSagaStateMachine<IntentLifecycleStateMachine, IntentLifecycleState, IntentLifecycleSagaDefinition>()
             .SqlRepository(store);
         bus.AddConsumer<HaltExecutionConsumer, HaltExecutionConsumerDefinition>();
+        bus.AddConsumer<ReportIngressConsumer, ReportIngressConsumerDefinition>();
     }
 }

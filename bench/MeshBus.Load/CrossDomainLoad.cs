@@ -97,8 +97,8 @@ public static class CrossDomainLoad
                 while (!heartbeats.IsCancellationRequested)
                 {
                     beat++;
-                    await busO.Publish(new DomainHeartbeat(o.Domain, beat, DateTimeOffset.UtcNow, 1, 1, 1, ""));
-                    await busT.Publish(new DomainHeartbeat(t.Domain, beat, DateTimeOffset.UtcNow, 1, 1, 0, ""));
+                    await busO.Publish(new GovernanceSigner(() => o.Envelope).Sign(new DomainHeartbeat(o.Domain, beat, DateTimeOffset.UtcNow, 1, 1, 1, "")));
+                    await busT.Publish(new GovernanceSigner(() => t.Envelope).Sign(new DomainHeartbeat(t.Domain, beat, DateTimeOffset.UtcNow, 1, 1, 0, "")));
 
                     await Task.Delay(2000, heartbeats.Token).ContinueWith(_ => { }, TaskScheduler.Default);
                 }

@@ -38,9 +38,10 @@ public static class IntentShape
             }
         }
 
-        if (intent.MaxDurationSeconds <= 0)
+        if (intent.MaxDurationSeconds is <= 0 or > MaxSafeInteger)
         {
-            return "maxDurationSeconds must be positive";
+            // Outside ±2^53 the canonical form cannot hold it: malformed, never a signature failure.
+            return "maxDurationSeconds must be a positive integer within 2^53";
         }
 
         if (intent.IssuedAt == default)

@@ -8,7 +8,7 @@ using Microsoft.Extensions.Options;
 namespace MeshBus.Workers.Authorize.Consumers;
 
 /// <summary>Lease renewals and re-evaluations asked for by the Enforce saga: decided and recorded like a grant.</summary>
-public sealed class EvaluateIntentConsumer(RenewalPath path, ILogger<EvaluateIntentConsumer> logger) : IConsumer<EvaluateIntent>
+public sealed class EvaluateIntentConsumer(RenewalPath path, AgentAnswerSigner signer, ILogger<EvaluateIntentConsumer> logger) : IConsumer<EvaluateIntent>
 {
     /// <inheritdoc />
     public async Task Consume(ConsumeContext<EvaluateIntent> context)
@@ -21,7 +21,7 @@ public sealed class EvaluateIntentConsumer(RenewalPath path, ILogger<EvaluateInt
             return;
         }
 
-        await IntentSubmittedConsumer.SendAsync(context, decision);
+        await IntentSubmittedConsumer.SendAsync(context, decision, signer);
     }
 }
 

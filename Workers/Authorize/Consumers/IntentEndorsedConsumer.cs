@@ -13,7 +13,7 @@ namespace MeshBus.Workers.Authorize.Consumers;
 /// grant or denial is published, for the bridge to carry back (and for this domain's saga). The endpoint does not
 /// subscribe to published <see cref="IntentEndorsed"/>: those are this domain's own outbound endorsements.
 /// </summary>
-public sealed class IntentEndorsedConsumer(EndorsedIntentPath path, IOptions<MeshBusOptions> mesh) : IConsumer<IntentEndorsed>
+public sealed class IntentEndorsedConsumer(EndorsedIntentPath path, AgentAnswerSigner signer, IOptions<MeshBusOptions> mesh) : IConsumer<IntentEndorsed>
 {
     /// <inheritdoc />
     public async Task Consume(ConsumeContext<IntentEndorsed> context)
@@ -27,7 +27,8 @@ public sealed class IntentEndorsedConsumer(EndorsedIntentPath path, IOptions<Mes
         }
 
         var decision = await path.AuthorizeAsync(m, context.GetRedeliveryCount(), context.CancellationToken);
-        await context.Publish(decision.Message, decision.Message.GetType(), context.CancellationToken);
+        var message = signer.Sign(decision.Message);
+        await context.Publish(message, message.GetType(), context.CancellationToken);
     }
 }
 

@@ -10,6 +10,16 @@ namespace MeshBus.Workers.Authorize.Decisions;
 /// <param name="Agent">The verified subject the answer is for.</param>
 public abstract record Decision(string Agent)
 {
+    /// <summary>
+    /// True when the decision is the one recorded for this very intent (its digest and agent), and so may be published
+    /// to the workers (saga, lineage, the bridge). An answer that is not recorded (bad input, an intent id another agent
+    /// holds, lineage down) goes to the sender alone: it must not move the execution of the intent id it names.
+    /// </summary>
+    public bool Recorded { get; init; }
+
+    /// <summary>The verified intent the first decision was recorded for, published beside it for the saga and lineage.</summary>
+    public IntentSubmitted? Intent { get; init; }
+
     /// <summary>The message to send or publish (its runtime type is the contract type).</summary>
     public abstract object Message { get; }
 

@@ -1,4 +1,5 @@
 using MeshBus.Contracts;
+using MeshBus.Hosting;
 
 namespace MeshBus.Workers.Authorize.Decisions;
 
@@ -10,10 +11,10 @@ public sealed class GovernanceNotFreshException(string detail) : Exception("gove
 
 /// <summary>
 /// An intent whose sender could not be established (its credential did not verify), so no denial may be routed to
-/// anyone: the message goes to the error queue with this reason.
+/// anyone: the message goes to the error queue at once with this reason (it would fail the same way on every retry).
 /// </summary>
 public sealed class UnroutableIntentException(Guid intentId, GovernanceReason reason, string detail)
-    : Exception($"intent {intentId} rejected ({reason}): {detail}; no verified subject to answer")
+    : RejectedMessageException($"intent {intentId} rejected ({reason}): {detail}; no verified subject to answer")
 {
     /// <summary>Why.</summary>
     public GovernanceReason Reason { get; } = reason;

@@ -119,21 +119,27 @@ public sealed class RecordThenReleaseStep(
     /// <summary>The answer of a stored record at its lineage index: every byte comes from the record.</summary>
     public Decision Rebuild(DecisionRecord record, long index)
     {
+        // Recorded: it may be published for the saga and lineage, with the verified intent of a first decision.
+        var intent = record.Renewal == 0 ? record.Intent : null;
         if (record.Kind == DecisionRecord.EgressKind && record.Allowed)
         {
-            return endorser.Release(record, index);
+            return endorser.Release(record, index) with { Recorded = true, Intent = intent };
         }
 
         if (!record.Allowed || record.Lease is null)
         {
-            return new DenialDecision(record.Agent, new GrantDenied(record.IntentId, Domain, record.Agent, record.Reason, record.Detail, index, record.MatchedRules));
+            return new DenialDecision(record.Agent, new GrantDenied(record.IntentId, Domain, record.Agent, record.Reason, record.Detail, index, record.MatchedRules))
+            {
+                Recorded = true,
+                Intent = intent,
+            };
         }
 
         var grant = signer.Sign(record.Lease, index);
         var expires = DateTimeOffset.FromUnixTimeSeconds(record.Lease.ExpiresAt);
         return record.Renewal == 0
-            ? new GrantDecision(record.Agent, new GrantIssued(record.IntentId, Domain, record.Agent, grant, index, expires))
-            : new RenewalDecision(record.Agent, new GrantRenewed(record.IntentId, Domain, record.Agent, grant, index, expires, record.Renewal));
+            ? new GrantDecision(record.Agent, new GrantIssued(record.IntentId, Domain, record.Agent, grant, index, expires)) { Recorded = true, Intent = intent }
+            : new RenewalDecision(record.Agent, new GrantRenewed(record.IntentId, Domain, record.Agent, grant, index, expires, record.Renewal)) { Recorded = true };
     }
 
     /// <summary>A denial that is not recorded (nothing verified to record, or the log is down).</summary>

@@ -9,9 +9,9 @@ namespace MeshBus.Workers.Enforce.Halts;
 /// <summary>
 /// Resolves a halt to its executions — one intent, or every live execution of an agent, a peer or a key found through
 /// the saga index (written in the same transaction as the saga) — and routes it: the halt command to each agent's own
-/// queue (the SDK cancels its lease), an <see cref="ExecutionHaltRequested"/> to each execution's saga.
+/// queue, signed (<see cref="HaltSigner"/>; the SDK verifies it, then cancels its lease), an <see cref="ExecutionHaltRequested"/> to each execution's saga.
 /// </summary>
-public sealed class HaltExecutionConsumer(ISagaIndex index, ISagaStateReader states, ILogger<HaltExecutionConsumer> logger) : IConsumer<HaltExecution>
+public sealed class HaltExecutionConsumer(ISagaIndex index, ISagaStateReader states, HaltSigner signer, ILogger<HaltExecutionConsumer> logger) : IConsumer<HaltExecution>
 {
     /// <inheritdoc />
     public async Task Consume(ConsumeContext<HaltExecution> context)
@@ -65,10 +65,12 @@ public sealed class HaltExecutionConsumer(ISagaIndex index, ISagaStateReader sta
         }
 
         logger.LogInformation("Halt {HaltId} ({Scope} {Subject}, {Reason}): {Executions} execution(s), {Agents} agent(s)", halt.HaltId, halt.Scope, halt.Subject, halt.Reason, targets.Count, agents.Count);
+        // What an agent acts on carries the domain's signature (DESIGN.md §9); the copy for the sagas needs none.
+        var signed = agents.Count > 0 ? signer.Sign(halt) : halt;
         foreach (var agent in agents)
         {
             var endpoint = await context.GetSendEndpoint(AgentQueue.Address(agent));
-            await endpoint.Send(halt, ct);
+            await endpoint.Send(signed, ct);
         }
 
         foreach (var id in targets)

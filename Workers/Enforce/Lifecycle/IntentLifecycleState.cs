@@ -31,6 +31,12 @@ public sealed class IntentLifecycleState : SagaStateMachineInstance, ISagaVersio
     /// <summary>The agent subject.</summary>
     public string Agent { get; set; } = "";
 
+    /// <summary>
+    /// The agent key the grant was bound to (its <c>cnf</c>, base64url): execution reports must verify with it. Set once,
+    /// from the first grant.
+    /// </summary>
+    public string? AgentKey { get; set; }
+
     /// <summary>The domain that owns the resource.</summary>
     public string TargetDomain { get; set; } = "";
 

@@ -294,6 +294,12 @@ public sealed class IntentLifecycleStateMachine : MassTransitStateMachine<Intent
 
     private void ApplyIntent(IntentLifecycleState saga, IntentSubmitted intent)
     {
+        // Set once: a later intent under the same id (another agent's, or a replay) never renames the execution's agent.
+        if (saga.Agent.Length > 0 && !string.Equals(saga.Agent, intent.Agent, StringComparison.Ordinal))
+        {
+            return;
+        }
+
         saga.Domain = intent.Domain;
         saga.Agent = intent.Agent;
         saga.TargetDomain = intent.TargetDomain;
@@ -305,7 +311,12 @@ public sealed class IntentLifecycleStateMachine : MassTransitStateMachine<Intent
 
     private void ApplyGrant(IntentLifecycleState saga, GrantIssued grant)
     {
-        saga.Agent = grant.Agent;
+        if (saga.Agent.Length == 0)
+        {
+            saga.Agent = grant.Agent;
+        }
+
+        saga.AgentKey ??= JwsPeek.AgentKey(grant.Grant);
         if (saga.TargetDomain.Length == 0)
         {
             saga.TargetDomain = grant.Domain;
@@ -338,14 +349,17 @@ public sealed class IntentLifecycleStateMachine : MassTransitStateMachine<Intent
 
     private void ApplyDenial(IntentLifecycleState saga, GrantDenied denied)
     {
-        saga.Agent = denied.Agent;
+        if (saga.Agent.Length == 0)
+        {
+            saga.Agent = denied.Agent;
+        }
+
         saga.LineageIndex = denied.LineageIndex;
         End(saga, denied.Reason, denied.Detail);
     }
 
     private void ApplyStart(IntentLifecycleState saga, ExecutionStarted started)
     {
-        saga.Agent = started.Agent;
         if (saga.Domain.Length == 0)
         {
             saga.Domain = started.Domain;

@@ -24,6 +24,14 @@ internal static class JwsPeek
             p.TryGetProperty("exp", out var exp) && exp.TryGetInt64(out var e) ? e : null);
     }
 
+    /// <summary>The grant's <c>cnf.jwk.x</c> (the agent key it is bound to), when present.</summary>
+    public static string? AgentKey(string? jws) =>
+        Part(jws, 1) is { } p && p.TryGetProperty("cnf", out var cnf) && cnf.ValueKind == JsonValueKind.Object
+            && cnf.TryGetProperty("jwk", out var jwk) && jwk.ValueKind == JsonValueKind.Object
+            && jwk.TryGetProperty("x", out var x) && x.ValueKind == JsonValueKind.String
+            ? x.GetString()
+            : null;
+
     private static JsonElement? Part(string? jws, int index)
     {
         var parts = jws?.Split('.');

@@ -80,7 +80,8 @@ public sealed class NatsBridgeTests(NatsFixture nats, PostgresFixture postgres) 
 
     private static async Task EventuallyAsync(Func<bool> condition, string what)
     {
-        var until = DateTime.UtcNow.AddSeconds(30);
+        // Generous: NATS reconnect back-off and a loaded 2-core machine (the bound only turns a hang into a failure).
+        var until = DateTime.UtcNow.AddSeconds(60);
         while (!condition())
         {
             Assert.True(DateTime.UtcNow < until, "timed out waiting for " + what);

@@ -18,7 +18,7 @@ namespace MeshBus.Integration.Tests.Processes;
 internal sealed class WorkerRun : IAsyncDisposable
 {
     /// <summary>Queues the workers name explicitly (without the prefix).</summary>
-    public static readonly string[] ExplicitQueues = ["authorize-intents", "intent-lifecycle", "lineage-recorder", "meshbus-scheduler"];
+    public static readonly string[] ExplicitQueues = ["authorize-intents", "enforce-reports", "intent-lifecycle", "lineage-recorder", "meshbus-scheduler"];
 
     private readonly Uri _amqp;
     private readonly ITestOutputHelper _output;
@@ -178,7 +178,7 @@ internal sealed class WorkerRun : IAsyncDisposable
             await using var channel = await connection.CreateChannelAsync();
             var formatter = new MeshBus.Hosting.MeshBusEndpointNameFormatter(Prefix);
             var names = new List<string>(ExplicitQueues.Select(q => Prefix + q));
-            names.AddRange(new[] { "authorize-renewals", "authorize-endorsements", "authorize-quarantine" }.Select(q => Prefix + q));
+            names.AddRange(new[] { "authorize-renewals", "authorize-endorsements", "authorize-quarantine", AgentIngress.IntentsExchange, AgentIngress.ReportsExchange }.Select(q => Prefix + q));
             var consumerName = typeof(IEndpointNameFormatter).GetMethod(nameof(IEndpointNameFormatter.Consumer))!;
             foreach (var type in new[] { typeof(MeshBus.Workers.Sync.SyncWorker), typeof(MeshBus.Workers.Authorize.AuthorizeWorker), typeof(MeshBus.Workers.Enforce.EnforceWorker), typeof(MeshBus.Workers.Lineage.LineageWorker) }
                 .SelectMany(t => t.Assembly.GetTypes())

@@ -74,6 +74,7 @@ public sealed class MultiProcessSkeletonTests(RabbitMqFixture rabbit, ITestOutpu
                 Credential = credential,
                 KeyResolver = keys.LoadTrust(),
                 DecisionTimeout = StepTimeout,
+                EntityPrefix = Prefix,
             }, CancellationToken.None);
 
             // Sync distributes the policy and heartbeats: until Authorize has both, it fails closed. Retry briefly.

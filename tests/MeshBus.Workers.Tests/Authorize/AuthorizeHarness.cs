@@ -303,7 +303,9 @@ public sealed class AuthorizeHarness : IAsyncDisposable
         await EventuallyAsync(() => Recorder.ConsumedOf<DomainHeartbeat>().Any(m => m.Message.Sequence == sequence), "heartbeat consumed");
     }
 
-    public Task SubmitAsync(IntentSubmitted intent) => Bus.Publish(intent);
+    /// <summary>Sends an intent to the agent ingress, as an agent does.</summary>
+    public async Task SubmitAsync(IntentSubmitted intent) =>
+        await (await Bus.GetSendEndpoint(AgentIngress.IntentsAddress(_prefix))).Send(intent);
 
     /// <summary>Waits (real time, at most <see cref="WaitBound"/>) until <paramref name="condition"/> holds; fails the test otherwise.</summary>
     public async Task EventuallyAsync(Func<bool> condition, string what)
@@ -395,7 +397,7 @@ public sealed class AuthorizeHarness : IAsyncDisposable
     private async Task CleanBrokerAsync()
     {
         var formatter = new MeshBusEndpointNameFormatter(_prefix);
-        var queues = new List<string> { _prefix + "authorize-intents", _prefix + "authorize-renewals", _prefix + "authorize-endorsements", _prefix + "authorize-quarantine", _prefix + "meshbus-scheduler" };
+        var queues = new List<string> { _prefix + "authorize-intents", _prefix + AgentIngress.IntentsExchange, _prefix + "authorize-renewals", _prefix + "authorize-endorsements", _prefix + "authorize-quarantine", _prefix + "meshbus-scheduler" };
         var consumerName = typeof(IEndpointNameFormatter).GetMethod(nameof(IEndpointNameFormatter.Consumer))!;
         queues.AddRange(typeof(AuthorizeWorker).Assembly.GetTypes()
             .Where(t => t is { IsClass: true, IsAbstract: false, IsGenericTypeDefinition: false } && typeof(IConsumer).IsAssignableFrom(t))

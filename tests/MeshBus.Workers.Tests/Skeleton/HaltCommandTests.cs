@@ -46,4 +46,35 @@ public sealed class HaltCommandTests
         Assert.Equal(id, halt.IntentId);
         Assert.Equal(GovernanceReason.OperatorHalt, halt.Reason);
     }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Halt_with_an_unreachable_broker_ends_with_one_line_and_exit_1_within_its_bound()
+    {
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var (code, _, err) = await RunAsync("halt", "--intent", Guid.NewGuid().ToString(), "--domain", "acme.example/prod", "--rabbitmq", "amqp://u:p@127.0.0.1:1/");
+        Assert.Equal(1, code);
+        Assert.Contains("did not confirm the halt", err, StringComparison.Ordinal);
+        Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.True(watch.Elapsed < MeshBus.Cli.Commands.Halt.HaltCommand.BrokerTimeout + TimeSpan.FromSeconds(15), watch.Elapsed.ToString());
+    }
+
+    [Theory(Timeout = 60_000)]
+    [InlineData("--store", "not-sqlite")]
+    [InlineData("--postgres", "Host=127.0.0.1;Port=1;Username=x;Timeout=5")]
+    public async Task Lineage_verify_of_a_store_it_cannot_read_ends_with_one_line_and_exit_2(string option, string value)
+    {
+        var path = Path.GetTempFileName();
+        await File.WriteAllTextAsync(path, "this is not a SQLite database");
+        try
+        {
+            var (code, _, err) = await RunAsync("lineage", "verify", option, value == "not-sqlite" ? path : value);
+            Assert.Equal(2, code);
+            Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.StartsWith("meshbus lineage verify: error:", err, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
 }

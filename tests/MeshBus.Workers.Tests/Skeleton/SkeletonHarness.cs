@@ -85,7 +85,7 @@ internal sealed class SkeletonHarness : IAsyncDisposable
         services.AddSingleton(keys);
         services.AddSingleton<StandInAuthorizer>();
         var store = new SqlStoreOptions { Provider = StorageProvider.Sqlite, ConnectionString = $"Data Source={Path.Combine(dir, "enforce.db")}" };
-        services.AddMeshBus(configuration, [new EnforceWorker(store), new LineageWorker()], x => x.AddConsumer<StandInAuthorizerConsumer>());
+        services.AddMeshBus(configuration, [new EnforceWorker(store), new LineageWorker()], x => x.AddConsumer<StandInAuthorizerConsumer, StandInAuthorizerConsumerDefinition>());
         // Every receive endpoint is consuming before a test publishes: otherwise, on a loaded machine, an intent could be
         // published before the stand-in's endpoint started and no decision would come (seen once in CI as a 20 s timeout).
         services.Configure<MassTransitHostOptions>(o => o.WaitUntilStarted = true);
@@ -271,13 +271,21 @@ internal sealed class StandInAuthorizer(DomainKeys keys, TimeProvider clock)
     }
 }
 
-internal sealed class StandInAuthorizerConsumer(StandInAuthorizer authorizer) : IConsumer<IntentSubmitted>
+internal sealed class StandInAuthorizerConsumer(StandInAuthorizer authorizer, DomainKeys keys, TimeProvider clock) : IConsumer<IntentSubmitted>
 {
     public async Task Consume(ConsumeContext<IntentSubmitted> context)
     {
         var decision = authorizer.Decide(context.Message);
+        if (decision is GrantDenied denied)
+        {
+            decision = AgentNotices.Sign(denied, keys.Signer(KeyUsage.Grant, clock.GetUtcNow()), clock.GetUtcNow());
+        }
+
         var endpoint = await context.GetSendEndpoint(AgentQueue.Address(context.Message.Agent));
         await endpoint.Send(decision, decision.GetType(), context.CancellationToken);
+        // As Authorize does: the verified intent and the decision, for the saga (agent, cnf) and lineage.
+        await context.Publish(context.Message, context.CancellationToken);
+        await context.Publish(decision, decision.GetType(), context.CancellationToken);
     }
 }
 
@@ -302,4 +310,13 @@ internal sealed class ConsumedMessages : IConsumeObserver
         Taken.Enqueue((context.ReceiveContext.InputAddress?.AbsolutePath ?? "", context.Message));
         return Task.CompletedTask;
     }
+}
+
+/// <summary>The stand-in reads the agent ingress of intents, as Authorize does.</summary>
+internal sealed class StandInAuthorizerConsumerDefinition : ConsumerDefinition<StandInAuthorizerConsumer>
+{
+    public StandInAuthorizerConsumerDefinition() => EndpointName = "stand-in-authorize";
+
+    protected override void ConfigureConsumer(IReceiveEndpointConfigurator endpointConfigurator, IConsumerConfigurator<StandInAuthorizerConsumer> consumerConfigurator, IRegistrationContext context) =>
+        AgentIngressEndpoint.Configure(endpointConfigurator, context, AgentIngress.IntentsExchange, [.. AgentIngress.IntentTypes], o => o.MaxIntentBytes);
 }

@@ -74,19 +74,37 @@ public sealed class HaltCommand : CliCommand
                 h.PublisherConfirmation = true;
             });
         });
-        await bus.StartAsync(cancellationToken);
+        // MassTransit keeps retrying a broker it cannot reach: bound the whole attempt so an operator gets an answer.
+        using var bound = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bound.CancelAfter(BrokerTimeout);
         try
         {
-            await bus.Publish(halt, cancellationToken);
+            await bus.StartAsync(bound.Token);
+            await bus.Publish(halt, bound.Token);
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested && (bound.IsCancellationRequested || e is MassTransit.RabbitMqConnectionException))
+        {
+            console.Error.WriteLine($"meshbus halt: error: the broker amqp://{broker.Host}:{broker.Port}{broker.VirtualHost} did not confirm the halt within {BrokerTimeout.TotalSeconds:0} s; it may not have been published: {e.Message}");
+            return 1;
         }
         finally
         {
-            await bus.StopAsync(CancellationToken.None);
+            using var stopBound = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            try
+            {
+                await bus.StopAsync(stopBound.Token);
+            }
+            catch (OperationCanceledException)
+            {
+            }
         }
 
         console.Out.WriteLine($"halt {halt.HaltId} published on {domain}: {halt.Scope} {halt.Subject} ({detail})");
         return 0;
     }
+
+    /// <summary>How long the command waits for the broker to accept and confirm the halt.</summary>
+    public static TimeSpan BrokerTimeout { get; } = TimeSpan.FromSeconds(15);
 
     /// <summary>The broker from <c>--rabbitmq</c> or the workers' environment (<c>RabbitMqTransport__*</c>).</summary>
     internal static MeshBus.Hosting.RabbitMqTransportOptions Broker(string? uri, IConfiguration env)
