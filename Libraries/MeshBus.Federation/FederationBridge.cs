@@ -368,8 +368,9 @@ public sealed class FederationBridge
                     await PruneAsync(cancellationToken);
                 }
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
             {
+                // A timeout inside a store or link call (an OperationCanceledException of its own) must not end the pump.
                 _logger.LogWarning(e, "Bridge maintenance of {Domain} failed; retrying on the next tick", LocalDomain);
             }
         }

@@ -47,6 +47,8 @@ internal sealed class SkeletonHarness : IAsyncDisposable
 
     private readonly ConsumedMessages _consumed = new();
 
+    private readonly ReceivesInFlight _receiving = new();
+
     public IBus Bus => _provider.GetRequiredService<IBus>();
 
     public ILineageLog Lineage => _provider.GetRequiredService<ILineageLog>();
@@ -92,6 +94,7 @@ internal sealed class SkeletonHarness : IAsyncDisposable
         var provider = services.BuildServiceProvider();
         var harness = new SkeletonHarness(dir, keys, clock, provider);
         provider.GetRequiredService<IBus>().ConnectConsumeObserver(harness._consumed);
+        provider.GetRequiredService<IBus>().ConnectReceiveObserver(harness._receiving);
         foreach (var hosted in provider.GetServices<IHostedService>())
         {
             await hosted.StartAsync(CancellationToken.None);
@@ -143,8 +146,9 @@ internal sealed class SkeletonHarness : IAsyncDisposable
     /// <summary>Moves the agents' and workers' clock and the transport's scheduler together.</summary>
     public async Task AdvanceAsync(TimeSpan by)
     {
-        // A saga's new state is visible a moment before its outbox hands the schedule to the delay provider.
-        await Task.Delay(250);
+        // A saga's new state is visible a moment before its outbox hands the schedule to the delay provider: the
+        // receive that changed it ends only after the outbox delivered, so wait until no endpoint is mid-receive.
+        await EventuallyAsync(() => Task.FromResult(_receiving.Count), n => n <= 0, "every endpoint to finish the messages it took");
         Clock.Advance(by);
         if (_provider.GetService<IBusInstance>() is IInMemoryDelayProvider delays)
         {
@@ -319,4 +323,36 @@ internal sealed class StandInAuthorizerConsumerDefinition : ConsumerDefinition<S
 
     protected override void ConfigureConsumer(IReceiveEndpointConfigurator endpointConfigurator, IConsumerConfigurator<StandInAuthorizerConsumer> consumerConfigurator, IRegistrationContext context) =>
         AgentIngressEndpoint.Configure(endpointConfigurator, context, AgentIngress.IntentsExchange, [.. AgentIngress.IntentTypes], o => o.MaxIntentBytes);
+}
+
+/// <summary>How many messages the endpoints have taken and not yet finished (the outbox's sends included).</summary>
+internal sealed class ReceivesInFlight : IReceiveObserver
+{
+    private int _count;
+
+    public int Count => Volatile.Read(ref _count);
+
+    public Task PreReceive(ReceiveContext context)
+    {
+        Interlocked.Increment(ref _count);
+        return Task.CompletedTask;
+    }
+
+    public Task PostReceive(ReceiveContext context)
+    {
+        Interlocked.Decrement(ref _count);
+        return Task.CompletedTask;
+    }
+
+    public Task PostConsume<T>(ConsumeContext<T> context, TimeSpan duration, string consumerType)
+        where T : class => Task.CompletedTask;
+
+    public Task ConsumeFault<T>(ConsumeContext<T> context, TimeSpan duration, string consumerType, Exception exception)
+        where T : class => Task.CompletedTask;
+
+    public Task ReceiveFault(ReceiveContext context, Exception exception)
+    {
+        Interlocked.Decrement(ref _count);
+        return Task.CompletedTask;
+    }
 }
