@@ -22,6 +22,14 @@ public sealed class GovernanceStatementTests
         return h.Recorder.ConsumedOf<T>().First(c => which(c.Message) && c.Fault is not null).Fault!;
     }
 
+    /// <summary>Publishes a quarantine signed by the domain's envelope key and waits until Authorize applied it.</summary>
+    private static async Task QuarantineAsync(AuthorizeHarness h, string agent, string detail, DateTimeOffset at)
+    {
+        var applied = h.Recorder.ConsumedOf<AgentQuarantined>().Count(c => c.Fault is null);
+        await h.Bus.Publish(h.Keys.Governance.Sign(new AgentQuarantined(TestDomainKeys.Domain, agent, GovernanceReason.HaltNotAcknowledged, detail, null, at)));
+        await h.EventuallyAsync(() => h.Recorder.ConsumedOf<AgentQuarantined>().Count(c => c.Fault is null) > applied, "quarantine (" + detail + ") applied");
+    }
+
     [Fact(Timeout = 60_000)]
     public async Task An_unsigned_heartbeat_does_not_make_a_stale_domain_fresh()
     {
@@ -186,8 +194,7 @@ public sealed class GovernanceStatementTests
         var agent = new TestAgent(h.Keys);
         await h.HeartbeatAsync();
         var quarantinedAt = Now(h);
-        await h.Bus.Publish(h.Keys.Governance.Sign(new AgentQuarantined(TestDomainKeys.Domain, agent.Subject, GovernanceReason.HaltNotAcknowledged, "no ack", null, quarantinedAt)));
-        await h.EventuallyAsync(() => h.Recorder.ConsumedOf<AgentQuarantined>().Any(c => c.Fault is null), "quarantine applied");
+        await QuarantineAsync(h, agent.Subject, "no ack", quarantinedAt);
 
         // Signed by a working key of the domain (envelope), not by its root.
         var release = new AgentReleased(TestDomainKeys.Domain, agent.Subject, "mallory", Now(h)) { QuarantinedAt = quarantinedAt };
@@ -206,15 +213,13 @@ public sealed class GovernanceStatementTests
         var agent = new TestAgent(h.Keys);
         await h.HeartbeatAsync();
         var first = Now(h);
-        await h.Bus.Publish(h.Keys.Governance.Sign(new AgentQuarantined(TestDomainKeys.Domain, agent.Subject, GovernanceReason.HaltNotAcknowledged, "first", null, first)));
-        await h.EventuallyAsync(() => h.Recorder.ConsumedOf<AgentQuarantined>().Count(c => c.Fault is null) == 1, "first quarantine");
+        await QuarantineAsync(h, agent.Subject, "first", first);
         var release = new AgentReleased(TestDomainKeys.Domain, agent.Subject, "operator", first.AddYears(100)) { QuarantinedAt = first };
         await h.Bus.Publish(release with { Signature = GovernanceSignatures.SignAsRoot(release, h.Keys.Root) });
         await h.EventuallyAsync(() => h.Recorder.ConsumedOf<AgentReleased>().Any(c => c.Fault is null), "release applied");
 
         h.Time.Advance(TimeSpan.FromSeconds(5));
-        await h.Bus.Publish(h.Keys.Governance.Sign(new AgentQuarantined(TestDomainKeys.Domain, agent.Subject, GovernanceReason.HaltNotAcknowledged, "second", null, Now(h))));
-        await h.EventuallyAsync(() => h.Recorder.ConsumedOf<AgentQuarantined>().Count(c => c.Fault is null) == 2, "second quarantine");
+        await QuarantineAsync(h, agent.Subject, "second", Now(h));
         var intent = agent.Intent(Now(h));
         await h.SubmitAsync(intent);
 
@@ -228,8 +233,7 @@ public sealed class GovernanceStatementTests
         var agent = new TestAgent(h.Keys);
         await h.HeartbeatAsync();
         var quarantinedAt = Now(h);
-        await h.Bus.Publish(h.Keys.Governance.Sign(new AgentQuarantined(TestDomainKeys.Domain, agent.Subject, GovernanceReason.HaltNotAcknowledged, "no ack", null, quarantinedAt)));
-        await h.EventuallyAsync(() => h.Recorder.ConsumedOf<AgentQuarantined>().Any(c => c.Fault is null), "quarantine applied");
+        await QuarantineAsync(h, agent.Subject, "no ack", quarantinedAt);
 
         h.Time.Advance(TimeSpan.FromSeconds(1));
         var stale = new AgentReleased(TestDomainKeys.Domain, agent.Subject, "operator", Now(h)) { QuarantinedAt = quarantinedAt.AddSeconds(-30) };
