@@ -106,6 +106,12 @@ public sealed class RelayTable
     public static readonly TimeSpan HeartbeatTimeToLive = TimeSpan.FromSeconds(30);
 
     /// <summary>
+    /// The time-to-live of cosigning traffic: a request or answer that arrives later is dropped, and the next checkpoint
+    /// (or the conflict's retry) asks again from the witness's size.
+    /// </summary>
+    public static readonly TimeSpan CosignTimeToLive = TimeSpan.FromMinutes(2);
+
+    /// <summary>
     /// The cross-domain intent path (DESIGN.md §3): the origin's endorsement to the target; the target's grants,
     /// renewals, denials and halts back to the origin, the agent's reports of the execution to the target; both
     /// domains' heartbeats to every peer (Authorize's freshness check needs them).
@@ -121,5 +127,13 @@ public sealed class RelayTable
         RelayRoute.For<ExecutionCompleted>(DecisionTimeToLive, RelayDestination.IntentPeer, m => m.Domain, intentId: m => m.IntentId),
         RelayRoute.For<ExecutionHalted>(DecisionTimeToLive, RelayDestination.IntentPeer, m => m.Domain, intentId: m => m.IntentId),
         RelayRoute.For<DomainHeartbeat>(HeartbeatTimeToLive, RelayDestination.AllPeers, m => m.Domain),
+        // Witnessing (DESIGN.md §7): a log's cosign request to the one witness it names; the witness's answer to the log.
+        RelayRoute.For<CosignRequest>(CosignTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => m.Witness),
+        RelayRoute.For<CheckpointCosigned>(CosignTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => LogDomain(m.Origin)),
+        RelayRoute.For<CosignConflict>(CosignTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => LogDomain(m.Origin)),
     ]);
+
+    /// <summary>The domain of a lineage origin (<c>&lt;domain&gt;/lineage</c>), or null for anything else.</summary>
+    public static string? LogDomain(string origin) =>
+        origin.EndsWith("/lineage", StringComparison.Ordinal) ? origin[..^"/lineage".Length] : null;
 }
