@@ -105,10 +105,15 @@ public sealed class RelayTable
     /// <summary>The time-to-live of a heartbeat (an older one says nothing about freshness).</summary>
     public static readonly TimeSpan HeartbeatTimeToLive = TimeSpan.FromSeconds(30);
 
+    /// <summary>The time-to-live of governance sync statements other than heartbeats (acknowledgements, lapses, restorations).</summary>
+    public static readonly TimeSpan GovernanceTimeToLive = TimeSpan.FromMinutes(2);
+
     /// <summary>
     /// The cross-domain intent path (DESIGN.md §3): the origin's endorsement to the target; the target's grants,
     /// renewals, denials and halts back to the origin, the agent's reports of the execution to the target; both
-    /// domains' heartbeats to every peer (Authorize's freshness check needs them).
+    /// domains' heartbeats to every peer (Authorize's freshness check needs them). Governance sync (issue 18): policy
+    /// acknowledgements to every peer (they move the peers' watchdogs), and a lapse or restoration of trust in a peer to
+    /// that peer, whose Sync then halts its own executions involving this domain.
     /// </summary>
     public static RelayTable Default { get; } = new([
         RelayRoute.For<IntentEndorsed>(DecisionTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => m.TargetDomain, m => m.IntentId, LocalDelivery.SendToEndpoint, remembersIntent: true),
@@ -121,5 +126,8 @@ public sealed class RelayTable
         RelayRoute.For<ExecutionCompleted>(DecisionTimeToLive, RelayDestination.IntentPeer, m => m.Domain, intentId: m => m.IntentId),
         RelayRoute.For<ExecutionHalted>(DecisionTimeToLive, RelayDestination.IntentPeer, m => m.Domain, intentId: m => m.IntentId),
         RelayRoute.For<DomainHeartbeat>(HeartbeatTimeToLive, RelayDestination.AllPeers, m => m.Domain),
+        RelayRoute.For<PolicySynced>(GovernanceTimeToLive, RelayDestination.AllPeers, m => m.Domain),
+        RelayRoute.For<TrustLapsed>(GovernanceTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => m.Scope == GovernanceScope.Peer ? m.Subject : null),
+        RelayRoute.For<TrustRestored>(GovernanceTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => m.Scope == GovernanceScope.Peer ? m.Subject : null),
     ]);
 }

@@ -76,6 +76,7 @@ public sealed class SyncWorker : IMeshBusWorker
     {
         var sagas = _sagas ?? throw new InvalidOperationException("SyncWorker.ConfigureServices must run before ConfigureBus");
         bus.AddConsumer<PeerGovernanceConsumer, PeerGovernanceConsumerDefinition>();
+        bus.AddConsumer<PeerLapseConsumer, PeerLapseConsumerDefinition>();
         bus.AddSagaStateMachine<PeerWatchdogStateMachine, PeerWatchdogState, PeerWatchdogSagaDefinition>().SqlRepository(sagas);
         if (_bridgeEnabled)
         {

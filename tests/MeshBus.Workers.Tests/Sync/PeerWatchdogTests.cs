@@ -189,6 +189,29 @@ public sealed class PeerWatchdogTests : IAsyncLifetime
         Assert.Equal(4, (await _sync.Store.GetAsync(SyncHarness.Peer, default))!.DomainPolicyEpoch);
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task A_peer_that_lapsed_its_trust_in_this_domain_gets_one_halt_of_this_domains_work_involving_it()
+    {
+        var lapse = new TrustLapsed(SyncHarness.Peer, GovernanceScope.Peer, SyncHarness.Domain, GovernanceReason.SyncStalled, "no heartbeat", _clock.GetUtcNow());
+
+        await _sync.DeliverAsync(lapse);
+        await _sync.DeliverAsync(lapse with { }); // redelivered: the same halt id
+
+        var halts = _sync.PublishedOf<HaltExecution>();
+        Assert.Equal(2, halts.Count);
+        Assert.All(halts, h => Assert.Equal((SyncHarness.Domain, GovernanceScope.Peer, SyncHarness.Peer, GovernanceReason.SyncStalled), (h.Domain, h.Scope, h.Subject, h.Reason)));
+        Assert.Single(halts.Select(h => h.HaltId).Distinct());
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_peers_lapse_about_another_subject_halts_nothing_here()
+    {
+        await _sync.DeliverAsync(new TrustLapsed(SyncHarness.Peer, GovernanceScope.Peer, CrossDomainHarness.ThirdDomain, GovernanceReason.SyncStalled, "", _clock.GetUtcNow()));
+        await _sync.DeliverAsync(new TrustLapsed(SyncHarness.Peer, GovernanceScope.Agent, SyncHarness.Domain, GovernanceReason.SyncStalled, "", _clock.GetUtcNow()));
+
+        Assert.Empty(_sync.PublishedOf<HaltExecution>());
+    }
+
     private async Task<T> WaitForAsync<T>(int count)
     {
         await Skeleton.SkeletonHarness.EventuallyAsync(() => Task.FromResult(_sync.PublishedOf<T>().Count), n => n >= count, $"{count} {typeof(T).Name}");
