@@ -1,5 +1,6 @@
 using MassTransit;
 using MeshBus.Hosting;
+using MeshBus.Trust;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -24,6 +25,10 @@ public sealed class LineageWorker : IMeshBusWorker
         services.AddOptions<LineageOptions>().BindConfiguration(LineageOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LineageOptions>, LineageOptionsValidator>());
         services.AddHostedService<LineageCheckpointer>();
+        // Verification keys only (no private key): the domain directory's key set and root, and the pinned peers.
+        services.TryAddSingleton(sp => new GovernanceAuthority(
+            () => sp.GetService<DomainKeys>() ?? DomainKeys.Load(sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.ResolvedKeyDirectory),
+            sp.GetRequiredService<TimeProvider>()));
     }
 
     /// <inheritdoc />
