@@ -126,40 +126,40 @@ public static class DomainStatusReader
             switch (row.Type)
             {
                 case "PolicyPublished":
-                {
-                    var key = (Str(e, "domain"), Name<PolicyScope>(e, "scope"));
-                    var epoch = Long(e, "epoch");
-                    if (!published.TryGetValue(key, out var p) || p.Epoch < epoch)
                     {
-                        published[key] = new PolicyStatus(key.Item1, key.Item2, epoch, Str(e, "digest"), row.At, []);
-                    }
+                        var key = (Str(e, "domain"), Name<PolicyScope>(e, "scope"));
+                        var epoch = Long(e, "epoch");
+                        if (!published.TryGetValue(key, out var p) || p.Epoch < epoch)
+                        {
+                            published[key] = new PolicyStatus(key.Item1, key.Item2, epoch, Str(e, "digest"), row.At, []);
+                        }
 
-                    break;
-                }
+                        break;
+                    }
 
                 case "PolicySynced":
-                {
-                    var key = (Str(e, "domain"), Name<PolicyScope>(e, "scope"), Str(e, "publisher"));
-                    var epoch = Long(e, "epoch");
-                    if (!applied.TryGetValue(key, out var a) || a.Epoch < epoch)
                     {
-                        applied[key] = new PolicyApplied(key.Item3, epoch, Str(e, "digest"));
-                    }
+                        var key = (Str(e, "domain"), Name<PolicyScope>(e, "scope"), Str(e, "publisher"));
+                        var epoch = Long(e, "epoch");
+                        if (!applied.TryGetValue(key, out var a) || a.Epoch < epoch)
+                        {
+                            applied[key] = new PolicyApplied(key.Item3, epoch, Str(e, "digest"));
+                        }
 
-                    break;
-                }
+                        break;
+                    }
 
                 case "KeySetPublished":
-                {
-                    var d = Str(e, "domain");
-                    var sequence = Long(e, "sequence");
-                    if (!keySets.TryGetValue(d, out var k) || k.Sequence < sequence)
                     {
-                        keySets[d] = new KeySetStatus(d, sequence, "lineage");
-                    }
+                        var d = Str(e, "domain");
+                        var sequence = Long(e, "sequence");
+                        if (!keySets.TryGetValue(d, out var k) || k.Sequence < sequence)
+                        {
+                            keySets[d] = new KeySetStatus(d, sequence, "lineage");
+                        }
 
-                    break;
-                }
+                        break;
+                    }
 
                 case "TrustLapsed" when Name<GovernanceScope>(e, "scope") == nameof(GovernanceScope.Peer):
                     trust[Str(e, "subject")] = new PeerTrust("lapsed", Name<GovernanceReason>(e, "reason"), row.At);
