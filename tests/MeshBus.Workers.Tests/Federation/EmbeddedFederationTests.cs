@@ -1,4 +1,5 @@
 using MeshBus.Agent;
+using MeshBus.Contracts;
 using MeshBus.Embedded;
 using MeshBus.Federation;
 using MeshBus.Ledger.Decisions;
@@ -49,10 +50,17 @@ public sealed class EmbeddedFederationTests : IDisposable
         return true;
     }
 
-    [Fact(Timeout = 180_000)]
-    public async Task A_cross_domain_intent_is_granted_renewed_by_heartbeat_and_completed_across_two_embedded_domains()
+    private sealed record Started(EmbeddedFederation Federation, MeshBusAgent Agent) : IAsyncDisposable
     {
-        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(150));
+        public async ValueTask DisposeAsync()
+        {
+            await Agent.DisposeAsync();
+            await Federation.DisposeAsync();
+        }
+    }
+
+    private async Task<Started> StartAsync(CancellationToken bound)
+    {
         var now = DateTimeOffset.UtcNow;
         var originKeys = DomainAdministration.Initialize(Path.Combine(_data, "keys-o"), O, now).DirectoryPath;
         var targetKeys = DomainAdministration.Initialize(Path.Combine(_data, "keys-t"), T, now).DirectoryPath;
@@ -71,38 +79,81 @@ public sealed class EmbeddedFederationTests : IDisposable
                        "condition":"'deployers' in agent.claims.groups","obligations":{"maxLeaseSeconds":20}}]}
             """, null, now);
 
-        await using var federation = await EmbeddedFederation.StartAsync([origin, target], bound.Token);
-        var home = federation[O];
-        var resourceDomain = federation[T];
-
-        var agentKey = Ed25519Keys.NewPrivateKey();
-        var subject = O + "/agents/deployer";
-        var originDomainKeys = DomainKeys.Load(originKeys, KeyUsage.Credential);
-        var credential = Credentials.Issue(new CredentialClaims(O, subject, "c-1", Base64Url.Encode(Ed25519Keys.PublicKeyOf(agentKey)),
-            new AgentAttributes("sha256:test", "test", "team-web", ["deployers"]), now, now, now.AddHours(1)), originDomainKeys.Signer(KeyUsage.Credential, now));
-        await using var agent = await MeshBusAgent.ConnectAsync(home.Bus, new MeshBusAgentOptions
+        var federation = await EmbeddedFederation.StartAsync([origin, target], bound);
+        try
         {
-            Subject = subject,
-            HomeDomain = O,
-            PrivateKey = agentKey,
-            Credential = credential,
-            // The home domain's trust config: it pins the target's root, so the SDK verifies the target's grants.
-            KeyResolver = originDomainKeys.LoadTrust(),
-            HeartbeatInterval = TimeSpan.FromHours(1), // heartbeats are sent by the test
-            DecisionTimeout = TimeSpan.FromSeconds(60),
-        }, bound.Token);
+            var agentKey = Ed25519Keys.NewPrivateKey();
+            var subject = O + "/agents/deployer";
+            var originDomainKeys = DomainKeys.Load(originKeys, KeyUsage.Credential);
+            var credential = Credentials.Issue(new CredentialClaims(O, subject, "c-1", Base64Url.Encode(Ed25519Keys.PublicKeyOf(agentKey)),
+                new AgentAttributes("sha256:test", "test", "team-web", ["deployers"]), now, now, now.AddHours(1)), originDomainKeys.Signer(KeyUsage.Credential, now));
+            var agent = await MeshBusAgent.ConnectAsync(federation[O].Bus, new MeshBusAgentOptions
+            {
+                Subject = subject,
+                HomeDomain = O,
+                PrivateKey = agentKey,
+                Credential = credential,
+                // The home domain's trust config: it pins the target's root, so the SDK verifies the target's grants.
+                KeyResolver = originDomainKeys.LoadTrust(),
+                HeartbeatInterval = TimeSpan.FromHours(1), // heartbeats are sent by the tests
+                DecisionTimeout = TimeSpan.FromSeconds(60),
+            }, bound);
+            return new Started(federation, agent);
+        }
+        catch
+        {
+            await federation.DisposeAsync();
+            throw;
+        }
+    }
 
-        // Intent → grant: decided and recorded by the target, delivered by the home domain, verified by the SDK.
-        var outcome = await agent.SubmitIntentAsync(new IntentRequest("deploy", "k8s://globex/ns/web") { TargetDomain = T, MaxDuration = TimeSpan.FromMinutes(5) }, bound.Token);
+    private static async Task<Lease> GrantedAndStartedAsync(Started x, CancellationToken bound)
+    {
+        var outcome = await x.Agent.SubmitIntentAsync(new IntentRequest("deploy", "k8s://globex/ns/web") { TargetDomain = T, MaxDuration = TimeSpan.FromMinutes(5) }, bound);
         Assert.True(outcome.Lease is not null, outcome.Denial is { } d ? $"denied {d.Reason}: {d.Detail}" : "no lease");
         var lease = outcome.Lease!;
+        await lease.StartAsync(bound);
+        await EventuallyAsync(async () => await x.Federation[T].LifecycleStateAsync(lease.IntentId, bound) == "Executing", bound);
+        return lease;
+    }
+
+    [Theory(Timeout = 180_000)]
+    [InlineData(O)]
+    [InlineData(T, Skip = "Known failure, issue 17 follow-up in Workers/Enforce/Halts (issue 18's area): the home domain's Enforce sends the target's bridged halt to the agent signed with its own grant key while the halt names the target, so the SDK ignores it ('the token is issued by acme.example/prod, the message names globex.example/prod'); the lease still ends at expiry")]
+    public async Task An_operator_halt_in_either_domain_reaches_the_agent_and_the_targets_execution_record(string haltingDomain)
+    {
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(150));
+        await using var x = await StartAsync(bound.Token);
+        var lease = await GrantedAndStartedAsync(x, bound.Token);
+
+        await x.Federation[haltingDomain].Bus.Publish(new HaltExecution(Guid.NewGuid(), haltingDomain, GovernanceScope.Execution, lease.IntentId.ToString(),
+            GovernanceReason.OperatorHalt, "test: operator halt in " + haltingDomain, DateTimeOffset.UtcNow)
+        { IntentId = lease.IntentId }, bound.Token);
+
+        await EventuallyAsync(() => Task.FromResult(lease.Token.IsCancellationRequested), bound.Token);
+        Assert.Equal(GovernanceReason.OperatorHalt, lease.StopReason);
+        // The agent's ExecutionHalted crosses to the target, whose record of the execution ends Halted; both lineages hold it.
+        await EventuallyAsync(async () => await x.Federation[T].LifecycleStateAsync(lease.IntentId, bound.Token) == "Halted", bound.Token);
+        foreach (var mesh in x.Federation.Domains)
+        {
+            await EventuallyAsync(async () => await mesh.Lineage.GetByKeyAsync($"halted:{lease.IntentId:D}", bound.Token) is not null, bound.Token);
+        }
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task A_cross_domain_intent_is_granted_renewed_by_heartbeat_and_completed_across_two_embedded_domains()
+    {
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(150));
+        await using var x = await StartAsync(bound.Token);
+        var (federation, home, resourceDomain) = (x.Federation, x.Federation[O], x.Federation[T]);
+
+        // Intent → grant: decided and recorded by the target, delivered by the home domain, verified by the SDK.
+        var lease = await GrantedAndStartedAsync(x, bound.Token);
         Assert.Equal(T, lease.Claims.Issuer);
         Assert.True(DecisionRecord.Parse((await resourceDomain.Lineage.GetByKeyAsync(DecisionRecord.DecisionKey(lease.IntentId), bound.Token))!.Data).Allowed);
         Assert.Equal(DecisionRecord.EgressKind, DecisionRecord.Parse((await home.Lineage.GetByKeyAsync(DecisionRecord.DecisionKey(lease.IntentId), bound.Token))!.Data).Kind);
 
         // Heartbeat → renewal through the target.
-        await lease.StartAsync(bound.Token);
-        await EventuallyAsync(async () => await resourceDomain.LifecycleStateAsync(lease.IntentId, bound.Token) == "Executing", bound.Token);
         // Enforce asks for a renewal once less than half of the 20 s lease remains: heartbeat each second until then.
         var renewalBefore = lease.Claims.Renewal;
         while (lease.Claims.Renewal == renewalBefore && !lease.Token.IsCancellationRequested)
