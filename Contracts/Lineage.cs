@@ -21,6 +21,9 @@ public sealed record CheckpointPublished(string Domain, string Origin, long Size
 /// <param name="ConsistencyProof">Base64 hashes of the RFC 6962 consistency proof from <paramref name="OldSize"/>.</param>
 public sealed record CosignRequest(string Domain, string Origin, string Checkpoint, long OldSize, IReadOnlyList<string> ConsistencyProof)
 {
+    /// <summary>The witness's domain asked (the bridge carries the request to it alone; <c>OldSize</c> is what that witness last cosigned).</summary>
+    public string? Witness { get; init; }
+
     /// <summary>Version of this message's shape.</summary>
     public int MessageVersion { get; init; } = 1;
 }

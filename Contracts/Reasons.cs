@@ -74,6 +74,9 @@ public enum GovernanceReason
 
     /// <summary>An unexpected failure inside the mesh; the outcome is deny.</summary>
     InternalError = 22,
+
+    /// <summary>A peer signed governance statements that contradict each other (a heartbeat announcing an older policy epoch than one it acknowledged, a key set with a lower sequence than one it published).</summary>
+    GovernanceInconsistent = 23,
 }
 
 /// <summary>What a halt or a trust lapse applies to.</summary>

@@ -105,10 +105,21 @@ public sealed class RelayTable
     /// <summary>The time-to-live of a heartbeat (an older one says nothing about freshness).</summary>
     public static readonly TimeSpan HeartbeatTimeToLive = TimeSpan.FromSeconds(30);
 
+    /// <summary>The time-to-live of governance sync statements other than heartbeats (acknowledgements, lapses, restorations).</summary>
+    public static readonly TimeSpan GovernanceTimeToLive = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// The time-to-live of cosigning traffic: a request or answer that arrives later is dropped, and the next checkpoint
+    /// (or the conflict's retry) asks again from the witness's size.
+    /// </summary>
+    public static readonly TimeSpan CosignTimeToLive = TimeSpan.FromMinutes(2);
+
     /// <summary>
     /// The cross-domain intent path (DESIGN.md §3): the origin's endorsement to the target; the target's grants,
     /// renewals, denials and halts back to the origin, the agent's reports of the execution to the target; both
-    /// domains' heartbeats to every peer (Authorize's freshness check needs them).
+    /// domains' heartbeats to every peer (Authorize's freshness check needs them). Governance sync (issue 18): policy
+    /// acknowledgements to every peer (they move the peers' watchdogs), and a lapse or restoration of trust in a peer to
+    /// that peer, whose Sync then halts its own executions involving this domain.
     /// </summary>
     public static RelayTable Default { get; } = new([
         RelayRoute.For<IntentEndorsed>(DecisionTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => m.TargetDomain, m => m.IntentId, LocalDelivery.SendToEndpoint, remembersIntent: true),
@@ -121,5 +132,16 @@ public sealed class RelayTable
         RelayRoute.For<ExecutionCompleted>(DecisionTimeToLive, RelayDestination.IntentPeer, m => m.Domain, intentId: m => m.IntentId),
         RelayRoute.For<ExecutionHalted>(DecisionTimeToLive, RelayDestination.IntentPeer, m => m.Domain, intentId: m => m.IntentId),
         RelayRoute.For<DomainHeartbeat>(HeartbeatTimeToLive, RelayDestination.AllPeers, m => m.Domain),
+        RelayRoute.For<PolicySynced>(GovernanceTimeToLive, RelayDestination.AllPeers, m => m.Domain),
+        RelayRoute.For<TrustLapsed>(GovernanceTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => m.Scope == GovernanceScope.Peer ? m.Subject : null),
+        RelayRoute.For<TrustRestored>(GovernanceTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => m.Scope == GovernanceScope.Peer ? m.Subject : null),
+        // Witnessing (DESIGN.md §7): a log's cosign request to the one witness it names; the witness's answer to the log.
+        RelayRoute.For<CosignRequest>(CosignTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => m.Witness),
+        RelayRoute.For<CheckpointCosigned>(CosignTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => LogDomain(m.Origin)),
+        RelayRoute.For<CosignConflict>(CosignTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => LogDomain(m.Origin)),
     ]);
+
+    /// <summary>The domain of a lineage origin (<c>&lt;domain&gt;/lineage</c>), or null for anything else.</summary>
+    public static string? LogDomain(string origin) =>
+        origin.EndsWith("/lineage", StringComparison.Ordinal) ? origin[..^"/lineage".Length] : null;
 }

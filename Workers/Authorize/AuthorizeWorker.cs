@@ -29,6 +29,8 @@ public sealed class AuthorizeWorker : IMeshBusWorker
         services.AddOptions<AuthorizeOptions>().BindConfiguration(AuthorizeOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AuthorizeOptions>, AuthorizeOptionsValidator>());
         services.TryAddSingleton<ISyncState, SyncState>();
+        // Peers' sync state: written by Sync, read here on every decision involving the peer (shared by all replicas).
+        services.TryAddPeerSyncStore();
         services.TryAddSingleton<ILoadedGovernance, LoadedGovernance>();
         // The decision's steps, composed by its three paths: an intent of this domain's agent (a grant, or at the origin
         // of a cross-domain intent an endorsement), an endorsed intent from a peer, a renewal.

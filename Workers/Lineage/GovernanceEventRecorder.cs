@@ -15,9 +15,11 @@ namespace MeshBus.Workers.Lineage;
 /// Authorize records those itself before it releases them) to the domain's lineage log. The leaf is the canonical
 /// JSON (RFC 8785) of <c>{type, event}</c>; the key is semantic (<see cref="LineageKeys"/>), so a redelivered event is
 /// found, not appended twice. Acknowledgements of appends are never appended. Requests (<c>EvaluateIntent</c>) and
-/// liveness (<c>DomainHeartbeat</c>) are not governance events and are not recorded.
+/// liveness (<c>DomainHeartbeat</c>) are not governance events and are not recorded. A statement that carries authority
+/// (quarantine, release, acknowledgement, key set, policy) is recorded only when signed by a key allowed to say it
+/// (<see cref="GovernanceAuthority"/>); otherwise it goes to the error queue with the reason and never into the log.
 /// </summary>
-public sealed class GovernanceEventRecorder(ILineageLog log, ILogger<GovernanceEventRecorder> logger) :
+public sealed class GovernanceEventRecorder(ILineageLog log, GovernanceAuthority authority, ILogger<GovernanceEventRecorder> logger) :
     IConsumer<IntentSubmitted>,
     IConsumer<IntentEndorsed>,
     IConsumer<ExecutionStarted>,
@@ -57,10 +59,10 @@ public sealed class GovernanceEventRecorder(ILineageLog log, ILogger<GovernanceE
     public Task Consume(ConsumeContext<HaltExecution> context) => Append(context, LineageKeys.Of(context.Message));
 
     /// <inheritdoc />
-    public Task Consume(ConsumeContext<AgentQuarantined> context) => Append(context, LineageKeys.Of(context.Message));
+    public Task Consume(ConsumeContext<AgentQuarantined> context) => Append(context, LineageKeys.Of(context.Message), authority.Refusal(context.Message));
 
     /// <inheritdoc />
-    public Task Consume(ConsumeContext<AgentReleased> context) => Append(context, LineageKeys.Of(context.Message));
+    public Task Consume(ConsumeContext<AgentReleased> context) => Append(context, LineageKeys.Of(context.Message), authority.Refusal(context.Message));
 
     /// <inheritdoc />
     public Task Consume(ConsumeContext<TrustLapsed> context) => Append(context, LineageKeys.Of(context.Message));
@@ -69,13 +71,13 @@ public sealed class GovernanceEventRecorder(ILineageLog log, ILogger<GovernanceE
     public Task Consume(ConsumeContext<TrustRestored> context) => Append(context, LineageKeys.Of(context.Message));
 
     /// <inheritdoc />
-    public Task Consume(ConsumeContext<PolicyPublished> context) => Append(context, LineageKeys.Of(context.Message));
+    public Task Consume(ConsumeContext<PolicyPublished> context) => Append(context, LineageKeys.Of(context.Message), authority.Refusal(context.Message));
 
     /// <inheritdoc />
-    public Task Consume(ConsumeContext<PolicySynced> context) => Append(context, LineageKeys.Of(context.Message));
+    public Task Consume(ConsumeContext<PolicySynced> context) => Append(context, LineageKeys.Of(context.Message), authority.Refusal(context.Message));
 
     /// <inheritdoc />
-    public Task Consume(ConsumeContext<KeySetPublished> context) => Append(context, LineageKeys.Of(context.Message));
+    public Task Consume(ConsumeContext<KeySetPublished> context) => Append(context, LineageKeys.Of(context.Message), authority.Refusal(context.Message));
 
     /// <inheritdoc />
     public Task Consume(ConsumeContext<CredentialIssued> context) => Append(context, LineageKeys.Of(context.Message));
@@ -83,9 +85,14 @@ public sealed class GovernanceEventRecorder(ILineageLog log, ILogger<GovernanceE
     /// <inheritdoc />
     public Task Consume(ConsumeContext<CosignConflict> context) => Append(context, LineageKeys.Of(context.Message));
 
-    private async Task Append<T>(ConsumeContext<T> context, string key)
+    private async Task Append<T>(ConsumeContext<T> context, string key, string? refusal = null)
         where T : class
     {
+        if (refusal is not null)
+        {
+            throw new MalformedMessageException(typeof(T), [refusal]);
+        }
+
         var entry = new LineageEntry(key, typeof(T).Name, LineageKeys.Leaf(context.Message));
         var result = await log.AppendAsync(entry, context.CancellationToken);
         if (result.AlreadyPresent && !result.StoredData.AsSpan().SequenceEqual(entry.Data))

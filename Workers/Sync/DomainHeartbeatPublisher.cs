@@ -19,6 +19,22 @@ public sealed class SyncOptions
 
     /// <summary>The domain's signed policy bundle (<c>meshbus-policy/v1</c>), applied and distributed at start.</summary>
     public string? PolicyBundleFile { get; set; }
+
+    /// <summary>
+    /// The sync watchdog's stall bound: trust in a peer lapses (and its executions are halted) when no good heartbeat or
+    /// acknowledgement of it was signed within this. Longer than Authorize's heartbeat bound, so new intents involving
+    /// the peer are refused <c>SyncStale</c> before running work is halted.
+    /// </summary>
+    public TimeSpan PeerStallAfter { get; set; } = TimeSpan.FromSeconds(45);
+
+    /// <summary>Tolerated clock difference with peers: a statement dated further in the future is refused.</summary>
+    public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long after a peer acknowledged an epoch its heartbeats may still announce an older one (its Sync replicas
+    /// apply a new policy file each within one heartbeat interval) before that counts as a contradiction.
+    /// </summary>
+    public TimeSpan ContradictionGrace { get; set; } = TimeSpan.FromSeconds(15);
 }
 
 /// <summary>

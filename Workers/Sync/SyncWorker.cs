@@ -1,7 +1,9 @@
 using MassTransit;
 using MeshBus.Hosting;
+using MeshBus.Persistence;
 using MeshBus.Trust;
 using MeshBus.Workers.Sync.Bridge;
+using MeshBus.Workers.Sync.Watchdog;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -13,12 +15,27 @@ namespace MeshBus.Workers.Sync;
 /// The sync worker: applies and distributes this domain's signed policy (<see cref="PolicyDistributor"/>:
 /// <c>PolicyPublished</c>, <c>PolicySynced</c>) and announces the applied governance (<see cref="DomainHeartbeatPublisher"/>:
 /// <c>DomainHeartbeat</c>). With <c>Federation:Link</c> set it also hosts the federation bridge
-/// (<see cref="FederationBridgeWorker"/>). Not built yet (DESIGN.md §5): the sync watchdog saga and key-set distribution.
+/// (<see cref="FederationBridgeWorker"/>). Layer 2 towards peers: their verified heartbeats and acknowledgements are
+/// recorded in the per-peer sync state (<see cref="PeerGovernanceConsumer"/>, read by Authorize) and watched by one
+/// sync watchdog saga per peer (<see cref="PeerWatchdogStateMachine"/>), stored durably with its deadlines on the
+/// domain's scheduler.
 /// </summary>
 public sealed class SyncWorker : IMeshBusWorker
 {
+    /// <summary>The SQLite file of the watchdog sagas when embedded.</summary>
+    public const string SagaSqliteFile = "sync-sagas.db";
+
     private readonly FederationBridgeWorker _bridge = new();
     private bool _bridgeEnabled;
+    private SqlStoreOptions? _sagas;
+
+    /// <summary>The worker with storage from configuration (<c>Storage:*</c>, <c>MeshBus:DataDirectory</c>).</summary>
+    public SyncWorker()
+    {
+    }
+
+    /// <summary>The worker with an explicit saga store (tests, embedded hosts).</summary>
+    public SyncWorker(SqlStoreOptions sagas) => _sagas = sagas;
 
     /// <inheritdoc />
     public string Name => "sync";
@@ -33,6 +50,20 @@ public sealed class SyncWorker : IMeshBusWorker
             sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.ResolvedKeyDirectory, sp.GetRequiredService<TimeProvider>()));
         services.AddHostedService<PolicyDistributor>();
         services.AddHostedService<DomainHeartbeatPublisher>();
+        services.TryAddPeerSyncStore();
+        services.TryAddSingleton(sp =>
+        {
+            // The bridge's trust config when it is hosted (one view of the peers' key sets), else the key directory's.
+            var self = sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.Domain;
+            if (sp.GetService<BridgeKeys>() is { Keys: TrustConfig bridged })
+            {
+                return SyncPeers.From(bridged, self);
+            }
+
+            var dir = sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.ResolvedKeyDirectory;
+            return SyncPeers.From(DomainKeys.Load(dir).LoadTrust(), self);
+        });
+        _sagas ??= MeshBusStorage.SqlStore(configuration, SagaSqliteFile);
         _bridgeEnabled = BridgeOptions.Enabled(configuration);
         if (_bridgeEnabled)
         {
@@ -43,6 +74,10 @@ public sealed class SyncWorker : IMeshBusWorker
     /// <inheritdoc />
     public void ConfigureBus(IBusRegistrationConfigurator bus)
     {
+        var sagas = _sagas ?? throw new InvalidOperationException("SyncWorker.ConfigureServices must run before ConfigureBus");
+        bus.AddConsumer<PeerGovernanceConsumer, PeerGovernanceConsumerDefinition>();
+        bus.AddConsumer<PeerLapseConsumer, PeerLapseConsumerDefinition>();
+        bus.AddSagaStateMachine<PeerWatchdogStateMachine, PeerWatchdogState, PeerWatchdogSagaDefinition>().SqlRepository(sagas);
         if (_bridgeEnabled)
         {
             _bridge.ConfigureBus(bus);
@@ -59,6 +94,11 @@ internal sealed class SyncOptionsValidator : IValidateOptions<SyncOptions>
         if (options.HeartbeatInterval <= TimeSpan.Zero)
         {
             errors.Add("Sync:HeartbeatInterval must be a positive duration like 00:00:05 (environment variable Sync__HeartbeatInterval)");
+        }
+
+        if (options.PeerStallAfter <= TimeSpan.Zero || options.ClockSkew < TimeSpan.Zero || options.ContradictionGrace < TimeSpan.Zero)
+        {
+            errors.Add("Sync:PeerStallAfter must be positive and Sync:ClockSkew, Sync:ContradictionGrace not negative (durations like 00:00:45; environment variables Sync__PeerStallAfter, …)");
         }
 
         if (options.PolicyBundleFile is { Length: > 0 } file && !File.Exists(file))

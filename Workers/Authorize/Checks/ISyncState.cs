@@ -21,8 +21,9 @@ public readonly record struct SyncCheck(bool IsFresh, bool IsKnown, string Detai
 /// <summary>
 /// The governance freshness every decision checks (DESIGN.md §3 phase 2): the last heartbeat of a domain is within
 /// the bound, the key set sequence it announces is the one loaded here, and the policy epoch loaded here is the one
-/// applied. Fed by <see cref="DomainHeartbeat"/> and <see cref="PolicySynced"/>, which every replica consumes on an
-/// endpoint of its own.
+/// applied. For this domain it is fed by <see cref="DomainHeartbeat"/> and <see cref="PolicySynced"/>, which every
+/// replica consumes on an endpoint of its own; for a peer it is the per-peer sync state Sync records in the domain's
+/// database (<see cref="MeshBus.Persistence.IPeerSyncStore"/>), which every replica reads on every decision.
 /// </summary>
 public interface ISyncState
 {
@@ -36,5 +37,5 @@ public interface ISyncState
     void Observe(PolicySynced synced);
 
     /// <summary>Checks a domain's freshness at <paramref name="now"/>.</summary>
-    SyncCheck Check(string domain, DateTimeOffset now);
+    ValueTask<SyncCheck> CheckAsync(string domain, DateTimeOffset now, CancellationToken cancellationToken);
 }

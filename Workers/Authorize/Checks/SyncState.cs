@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using MeshBus.Contracts;
+using MeshBus.Persistence;
 using MeshBus.Trust;
 using MeshBus.Workers.Authorize.Decisions;
 using Microsoft.Extensions.Options;
@@ -7,16 +8,19 @@ using Microsoft.Extensions.Options;
 namespace MeshBus.Workers.Authorize.Checks;
 
 /// <summary>
-/// The replica's in-memory view of governance sync. Deliberately not shared: each replica must itself have seen a fresh
-/// heartbeat before it decides, so a replica cut off from the bus refuses instead of trusting another's view.
-/// A peer is known only when its root is pinned in the domain's trust config (<see cref="AuthorizeKeys.Resolver"/>, a
-/// <see cref="TrustConfig"/>); its heartbeats reach this bus over the federation bridge.
+/// The replica's view of governance sync. For this domain it is in memory and deliberately not shared: each replica must
+/// itself have seen a fresh heartbeat before it decides, so a replica cut off from the bus refuses instead of trusting
+/// another's view. For a peer it is the per-peer sync state in the domain's database (<see cref="IPeerSyncStore"/>):
+/// Sync records each verified heartbeat of the peer that crossed the bridge and the watchdog's lapses, and every replica
+/// reads that row on every decision. A peer is known only when its root is pinned in the domain's trust config
+/// (<see cref="AuthorizeKeys.Resolver"/>, a <see cref="TrustConfig"/>).
 /// </summary>
 public sealed class SyncState(
     IOptions<AuthorizeOptions> options,
     IOptions<Hosting.MeshBusOptions> mesh,
     ILoadedGovernance loaded,
     AuthorizeKeys keys,
+    IPeerSyncStore peers,
     TimeProvider time) : ISyncState
 {
     private readonly ConcurrentDictionary<string, DomainHeartbeat> _heartbeats = new(StringComparer.Ordinal);
@@ -53,13 +57,11 @@ public sealed class SyncState(
     }
 
     /// <inheritdoc />
-    public SyncCheck Check(string domain, DateTimeOffset now)
-    {
-        if (domain != mesh.Value.Domain)
-        {
-            return CheckPeer(domain, now);
-        }
+    public ValueTask<SyncCheck> CheckAsync(string domain, DateTimeOffset now, CancellationToken cancellationToken) =>
+        domain == mesh.Value.Domain ? ValueTask.FromResult(CheckOwn(domain, now)) : new ValueTask<SyncCheck>(CheckPeerAsync(domain, now, cancellationToken));
 
+    private SyncCheck CheckOwn(string domain, DateTimeOffset now)
+    {
         if (RecentHeartbeat(domain, now, out var heartbeat) is { } stale)
         {
             return stale;
@@ -85,11 +87,11 @@ public sealed class SyncState(
     }
 
     /// <summary>
-    /// A peer: pinned in the trust config (never transitive), its key set accepted and not expired, a recent heartbeat
-    /// that announces exactly that key set. Its policy epochs are its own business: what this domain relies on from a
-    /// peer's policy arrives signed (the endorsement's egress epoch and federation digest).
+    /// A peer: pinned in the trust config (never transitive), its key set accepted and not expired, trust in it not
+    /// lapsed, a recent heartbeat recorded that announces exactly that key set. Its policy epochs are its own business:
+    /// what this domain relies on from a peer's policy arrives signed (the endorsement's egress epoch and federation digest).
     /// </summary>
-    private SyncCheck CheckPeer(string domain, DateTimeOffset now)
+    private async Task<SyncCheck> CheckPeerAsync(string domain, DateTimeOffset now, CancellationToken cancellationToken)
     {
         if (keys.Resolver is not TrustConfig trust || !trust.PinnedRoots.ContainsKey(domain))
         {
@@ -106,14 +108,25 @@ public sealed class SyncState(
             return SyncCheck.Stale($"the accepted key set {keySet.Sequence} of {domain} expired at {keySet.ExpiresAt:O}");
         }
 
-        if (RecentHeartbeat(domain, now, out var heartbeat) is { } stale)
+        var row = await peers.GetAsync(domain, cancellationToken);
+        if (row?.Lapse is { } lapse)
+        {
+            return SyncCheck.Stale($"trust in {domain} lapsed ({lapse}): {row.LapseDetail}");
+        }
+
+        if (row is null || row.HeartbeatSequence == 0)
+        {
+            return SyncCheck.Stale($"no heartbeat from {domain} recorded yet");
+        }
+
+        if (Stale(domain, row.HeartbeatSentAt, now) is { } stale)
         {
             return stale;
         }
 
-        return heartbeat.KeySetSequence == keySet.Sequence
+        return row.KeySetSequence == keySet.Sequence
             ? SyncCheck.Fresh
-            : SyncCheck.Stale($"{domain} announces key set {heartbeat.KeySetSequence}, this domain has accepted its key set {keySet.Sequence}");
+            : SyncCheck.Stale($"{domain} announces key set {row.KeySetSequence}, this domain has accepted its key set {keySet.Sequence}");
     }
 
     /// <summary>Null when the domain's last heartbeat is within the bound, else why not (a heartbeat from the future was never kept: <see cref="Observe(DomainHeartbeat)"/>).</summary>
@@ -124,13 +137,13 @@ public sealed class SyncState(
             return SyncCheck.Stale($"no heartbeat from {domain} seen yet");
         }
 
-        var bound = TimeSpan.FromSeconds(options.Value.HeartbeatBoundSeconds);
-        var age = now - heartbeat.SentAt;
-        if (age > bound)
-        {
-            return SyncCheck.Stale($"last heartbeat from {domain} is {age.TotalSeconds:0.#} s old (bound {bound.TotalSeconds:0.#} s)");
-        }
+        return Stale(domain, heartbeat.SentAt, now);
+    }
 
-        return null;
+    private SyncCheck? Stale(string domain, DateTimeOffset sentAt, DateTimeOffset now)
+    {
+        var bound = TimeSpan.FromSeconds(options.Value.HeartbeatBoundSeconds);
+        var age = now - sentAt;
+        return age > bound ? SyncCheck.Stale($"last heartbeat from {domain} is {age.TotalSeconds:0.#} s old (bound {bound.TotalSeconds:0.#} s)") : null;
     }
 }

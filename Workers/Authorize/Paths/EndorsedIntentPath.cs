@@ -100,7 +100,7 @@ public sealed class EndorsedIntentPath(
             }
 
             // 3–5. The freshness of both domains, this domain's policy under the origin's federation policy, record then release.
-            var outcome = freshness.Check(Domain, origin.Issuer, intent.IssuedAt, redeliveries, now)
+            var outcome = await freshness.CheckAsync(Domain, origin.Issuer, intent.IssuedAt, redeliveries, now, ct)
                 ?? policy.Endorsed(v, origin.Issuer, origin.FederationDigest, now);
             return await release.RecordAsync(v, now, outcome, ct);
         }

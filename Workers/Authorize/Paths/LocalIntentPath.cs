@@ -70,8 +70,8 @@ public sealed class LocalIntentPath(
             // here the egress decision, recorded (kind egress) before it is released as an endorsement; the target must be
             // a known, fresh peer and this domain fresh too.
             var outcome = intent.TargetDomain != Domain
-                ? freshness.Check(intent.TargetDomain, Domain, intent.IssuedAt, redeliveries, now) ?? policy.Egress(v, now)
-                : freshness.Check(intent.TargetDomain, intent.IssuedAt, redeliveries, now) ?? policy.Target(v, now);
+                ? await freshness.CheckAsync(intent.TargetDomain, Domain, intent.IssuedAt, redeliveries, now, ct) ?? policy.Egress(v, now)
+                : await freshness.CheckAsync(intent.TargetDomain, intent.IssuedAt, redeliveries, now, ct) ?? policy.Target(v, now);
             return await release.RecordAsync(v, now, outcome, ct);
         }
         catch (Exception e) when (e is not GovernanceNotFreshException && !(e is OperationCanceledException && ct.IsCancellationRequested))

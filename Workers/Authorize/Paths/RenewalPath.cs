@@ -59,7 +59,7 @@ public sealed class RenewalPath(
 
             var outcome = await replay.ExecutionEndedAsync(granted, request.Renewal, now, ct)
                 ?? await replay.QuarantinedAsync(granted.Agent, ct)
-                ?? freshness.Check(granted.Intent.TargetDomain, request.RequestedAt, redeliveries, now)
+                ?? await freshness.CheckAsync(granted.Intent.TargetDomain, request.RequestedAt, redeliveries, now, ct)
                 ?? policy.Renewal(v, now);
             return await release.RecordRenewalAsync(granted, request.Renewal, now, outcome, ct);
         }

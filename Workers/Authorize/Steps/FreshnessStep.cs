@@ -18,9 +18,9 @@ public sealed class FreshnessStep(ISyncState sync, IOptions<AuthorizeOptions> op
     /// <see cref="GovernanceNotFreshException"/> while the message (waiting since <paramref name="since"/>, redelivered
     /// <paramref name="redeliveries"/> times) may still wait.
     /// </summary>
-    public PolicyOutcome? Check(string domain, DateTimeOffset since, int redeliveries, DateTimeOffset now)
+    public async ValueTask<PolicyOutcome?> CheckAsync(string domain, DateTimeOffset since, int redeliveries, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var check = sync.Check(domain, now);
+        var check = await sync.CheckAsync(domain, now, cancellationToken);
         if (check.IsFresh)
         {
             return null;
@@ -42,6 +42,6 @@ public sealed class FreshnessStep(ISyncState sync, IOptions<AuthorizeOptions> op
     }
 
     /// <summary>Both domains of a cross-domain decision, <paramref name="first"/> first; null when both are fresh.</summary>
-    public PolicyOutcome? Check(string first, string second, DateTimeOffset since, int redeliveries, DateTimeOffset now) =>
-        Check(first, since, redeliveries, now) ?? Check(second, since, redeliveries, now);
+    public async ValueTask<PolicyOutcome?> CheckAsync(string first, string second, DateTimeOffset since, int redeliveries, DateTimeOffset now, CancellationToken cancellationToken) =>
+        await CheckAsync(first, since, redeliveries, now, cancellationToken) ?? await CheckAsync(second, since, redeliveries, now, cancellationToken);
 }

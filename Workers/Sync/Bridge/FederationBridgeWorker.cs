@@ -61,7 +61,7 @@ public sealed class FederationBridgeWorker : IMeshBusWorker
             }
 
             return new NatsFederationLink(sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.Domain, options.Nats,
-                sp.GetRequiredService<ILogger<NatsFederationLink>>());
+                sp.GetRequiredService<ILogger<NatsFederationLink>>(), sp.GetRequiredService<ILoggerFactory>());
         });
         services.TryAddSingleton<ILocalBus, MassTransitLocalBus>();
         services.TryAddSingleton(RelayTable.Default);

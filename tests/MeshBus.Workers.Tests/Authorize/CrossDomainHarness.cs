@@ -1,6 +1,7 @@
 using MassTransit;
 using MeshBus.Contracts;
 using MeshBus.Hosting;
+using MeshBus.Persistence;
 using MeshBus.Policy.Bundles;
 using MeshBus.Trust;
 using MeshBus.Trust.Crypto;
@@ -199,12 +200,20 @@ public sealed class CrossDomainHarness : IAsyncDisposable
     }
 
     /// <summary>
-    /// Publishes a heartbeat of <paramref name="domain"/> on <paramref name="on"/>'s bus (the own Sync's, or a peer's
-    /// over the bridge) and waits until it was taken.
+    /// A heartbeat of <paramref name="domain"/> as <paramref name="on"/> learns it: its own domain's is published on its
+    /// bus (its Sync's) and waited for; a peer's is recorded in the per-peer sync state, as its Sync records a verified
+    /// heartbeat that crossed the bridge (tests/…/Sync covers that intake).
     /// </summary>
     public async Task HeartbeatAsync(AuthorizeHarness on, string domain, long keySetSequence = 1, DateTimeOffset? sentAt = null)
     {
         var sequence = Interlocked.Increment(ref _heartbeats);
+        if (domain != on.Services.GetRequiredService<IOptions<MeshBusOptions>>().Value.Domain)
+        {
+            await on.Services.GetRequiredService<IPeerSyncStore>().RecordHeartbeatAsync(
+                new PeerHeartbeatRecord(domain, sentAt ?? on.Time.GetUtcNow(), sequence, keySetSequence, on.Policy.LoadedEpoch, 0, ""), CancellationToken.None);
+            return;
+        }
+
         var signer = new[] { OriginDomain, TargetDomainKeys, Third }.FirstOrDefault(d => d.Name == domain)?.Signers[KeyUsage.Envelope]
             ?? Ed25519Signer.Generate(KeyUsage.Envelope);
         await on.Bus.Publish(new GovernanceSigner(() => signer).Sign(

@@ -1,5 +1,6 @@
 using MeshBus.Contracts;
 using MeshBus.Ledger.Decisions;
+using MeshBus.Persistence;
 using MeshBus.Trust;
 using MeshBus.Workers.Authorize.Decisions;
 using Microsoft.Extensions.DependencyInjection;
@@ -114,6 +115,29 @@ public sealed class EndorsementTests
         var denied = await x.Origin.DeniedAsync(intent.IntentId, GovernanceReason.SyncStale);
         Assert.Contains(T, denied.Detail, StringComparison.Ordinal);
         Assert.Empty(x.Endorsements(intent.IntentId));
+    }
+
+    [Fact]
+    public async Task Origin_denies_sync_stale_while_trust_in_the_target_peer_is_lapsed_even_with_a_recent_heartbeat()
+    {
+        var (x, agent) = await ReadyAsync();
+        await using var _ = x;
+        // Sync's watchdog lapsed the peer (a stall, or a contradiction it signed): the shared per-peer state says so.
+        var peers = x.Origin.Services.GetRequiredService<IPeerSyncStore>();
+        await peers.SetLapseAsync(T, nameof(GovernanceReason.SyncStalled), "no good heartbeat since …", default);
+        var intent = agent.Intent(Now(x.Origin).AddSeconds(-25), target: T);
+
+        await x.Origin.SubmitAsync(intent);
+
+        var denied = await x.Origin.DeniedAsync(intent.IntentId, GovernanceReason.SyncStale);
+        Assert.Contains("lapsed", denied.Detail, StringComparison.Ordinal);
+        Assert.Empty(x.Endorsements(intent.IntentId));
+
+        // Restored by the watchdog: the next intent goes on.
+        await peers.SetLapseAsync(T, null, "", default);
+        var next = agent.Intent(Now(x.Origin), target: T);
+        await x.Origin.SubmitAsync(next);
+        await x.EndorsedAsync(next.IntentId);
     }
 
     [Fact]

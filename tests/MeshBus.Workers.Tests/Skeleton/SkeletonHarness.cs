@@ -140,6 +140,11 @@ internal sealed class SkeletonHarness : IAsyncDisposable
             () => Task.FromResult(_consumed.Taken.Any(c => c.Endpoint.EndsWith("lineage-recorder", StringComparison.Ordinal) && c.Message is T m && match(m))),
             taken => taken, $"the lineage recorder to take the {typeof(T).Name}");
 
+    /// <summary>Whether the lineage recorder faulted on a message of type <typeparamref name="T"/> (it went to the error queue).</summary>
+    public bool RecorderFaulted<T>()
+        where T : class =>
+        _consumed.Faulted.Any(c => c.Endpoint.EndsWith("lineage-recorder", StringComparison.Ordinal) && c.Message is T);
+
     public Task<IntentLifecycleState?> SagaAsync(Guid intentId) =>
         _provider.GetRequiredService<ISagaStateReader>().LoadAsync<IntentLifecycleState>(intentId);
 
@@ -298,6 +303,8 @@ internal sealed class ConsumedMessages : IConsumeObserver
 {
     public System.Collections.Concurrent.ConcurrentQueue<(string Endpoint, object Message)> Taken { get; } = new();
 
+    public System.Collections.Concurrent.ConcurrentQueue<(string Endpoint, object Message)> Faulted { get; } = new();
+
     public Task PreConsume<T>(ConsumeContext<T> context)
         where T : class => Task.CompletedTask;
 
@@ -311,6 +318,7 @@ internal sealed class ConsumedMessages : IConsumeObserver
     public Task ConsumeFault<T>(ConsumeContext<T> context, Exception exception)
         where T : class
     {
+        Faulted.Enqueue((context.ReceiveContext.InputAddress?.AbsolutePath ?? "", context.Message));
         Taken.Enqueue((context.ReceiveContext.InputAddress?.AbsolutePath ?? "", context.Message));
         return Task.CompletedTask;
     }

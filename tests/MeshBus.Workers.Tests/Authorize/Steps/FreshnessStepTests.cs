@@ -19,46 +19,46 @@ public sealed class FreshnessStepTests
     }));
 
     [Fact]
-    public void A_fresh_domain_lets_the_decision_go_on()
+    public async Task A_fresh_domain_lets_the_decision_go_on()
     {
         _sync.Checks[Domain] = SyncCheck.Fresh;
 
-        Assert.Null(Step.Check(Domain, Now, 0, Now));
+        Assert.Null((await Step.CheckAsync(Domain, Now, 0, Now, default)));
     }
 
     [Fact]
-    public void A_stale_domain_is_waited_for_while_the_intent_is_young()
+    public async Task A_stale_domain_is_waited_for_while_the_intent_is_young()
     {
         _sync.Checks[Domain] = SyncCheck.Stale("heartbeat 40 s old");
 
-        Assert.Throws<GovernanceNotFreshException>(() => Step.Check(Domain, Now.AddSeconds(-5), 1, Now));
+        await Assert.ThrowsAsync<GovernanceNotFreshException>(async () => await Step.CheckAsync(Domain, Now.AddSeconds(-5), 1, Now, default));
     }
 
     [Fact]
-    public void A_stale_domain_past_the_wait_bound_is_denied_sync_stale()
+    public async Task A_stale_domain_past_the_wait_bound_is_denied_sync_stale()
     {
         _sync.Checks[Domain] = SyncCheck.Stale("heartbeat 40 s old");
 
-        Assert.Equal(GovernanceReason.SyncStale, Step.Check(Domain, Now.AddSeconds(-21), 1, Now)!.Reason);
-        Assert.Equal(GovernanceReason.SyncStale, Step.Check(Domain, Now, 3, Now)!.Reason);
+        Assert.Equal(GovernanceReason.SyncStale, (await Step.CheckAsync(Domain, Now.AddSeconds(-21), 1, Now, default))!.Reason);
+        Assert.Equal(GovernanceReason.SyncStale, (await Step.CheckAsync(Domain, Now, 3, Now, default))!.Reason);
     }
 
     [Fact]
-    public void An_unknown_domain_is_denied_at_once()
+    public async Task An_unknown_domain_is_denied_at_once()
     {
-        var denied = Step.Check("nobody.example", Now, 0, Now);
+        var denied = (await Step.CheckAsync("nobody.example", Now, 0, Now, default));
 
         Assert.Equal(GovernanceReason.UnknownDomain, denied!.Reason);
         Assert.False(denied.Allowed);
     }
 
     [Fact]
-    public void Both_domains_of_a_cross_domain_decision_must_be_fresh()
+    public async Task Both_domains_of_a_cross_domain_decision_must_be_fresh()
     {
         _sync.Checks[Domain] = SyncCheck.Fresh;
 
-        Assert.Equal(GovernanceReason.UnknownDomain, Step.Check(Domain, "globex.example/prod", Now, 0, Now)!.Reason);
+        Assert.Equal(GovernanceReason.UnknownDomain, (await Step.CheckAsync(Domain, "globex.example/prod", Now, 0, Now, default))!.Reason);
         _sync.Checks["globex.example/prod"] = SyncCheck.Fresh;
-        Assert.Null(Step.Check(Domain, "globex.example/prod", Now, 0, Now));
+        Assert.Null((await Step.CheckAsync(Domain, "globex.example/prod", Now, 0, Now, default)));
     }
 }

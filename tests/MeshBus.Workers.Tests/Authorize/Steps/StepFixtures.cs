@@ -43,6 +43,6 @@ internal sealed class SetSyncState : ISyncState
     {
     }
 
-    public SyncCheck Check(string domain, DateTimeOffset now) =>
-        Checks.TryGetValue(domain, out var check) ? check : SyncCheck.Unknown($"{domain} is not a known domain");
+    public ValueTask<SyncCheck> CheckAsync(string domain, DateTimeOffset now, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(Checks.TryGetValue(domain, out var check) ? check : SyncCheck.Unknown($"{domain} is not a known domain"));
 }
