@@ -69,7 +69,7 @@ internal sealed class WitnessDomain : IAsyncDisposable
         File.WriteAllText(Path.Combine(trust, file + ".keyset.json"), peer.Keys.SignedKeySet);
     }
 
-    public async Task StartAsync(InProcessFederationNetwork network, int checkpointEveryEntries = 1)
+    public async Task StartAsync(InProcessFederationNetwork network, int checkpointEveryEntries = 1, IDictionary<string, string?>? settings = null)
     {
         var config = new Dictionary<string, string?>
         {
@@ -84,6 +84,11 @@ internal sealed class WitnessDomain : IAsyncDisposable
             ["Lineage:CheckpointInterval"] = "01:00:00",
             ["Lineage:CheckpointCheckInterval"] = "00:00:00.100",
         };
+        foreach (var (k, v) in settings ?? new Dictionary<string, string?>())
+        {
+            config[k] = v;
+        }
+
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(config).Build();
         var services = new ServiceCollection();
         services.AddLogging();
