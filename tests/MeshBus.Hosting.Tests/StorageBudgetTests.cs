@@ -49,11 +49,12 @@ public sealed class StorageBudgetTests
     [Fact]
     public void The_default_budget_of_a_compose_domain_fits_a_default_PostgreSQL_with_room_to_spare()
     {
-        // Pools per worker (docs/operations.md): Authorize 3 (lineage log, its own tables, sagas/schedules),
-        // Lineage 2 (lineage log, schedules), Sync 2 (the bridge's store, schedules), Enforce 1 (sagas and schedules).
-        // Compose: two replicas of each, three of Sync; plus one unpooled health probe per process.
+        // Pools per worker (docs/operations.md): Authorize 3 (lineage log, its own tables and peer sync state,
+        // sagas/schedules), Lineage 2 (lineage log, schedules), Sync 3 (peer sync state, the bridge's store,
+        // watchdog sagas/schedules), Enforce 1 (sagas and schedules). Compose: two replicas of each, three of Sync;
+        // plus one unpooled health probe per process.
         const int processes = 2 + 2 + 2 + 3;
-        var pools = (2 * 3) + (2 * 2) + (3 * 2) + (2 * 1);
+        var pools = (2 * 3) + (2 * 2) + (3 * 3) + (2 * 1);
         var budget = (pools * StorageOptions.DefaultPoolSize) + processes;
         Assert.True(budget <= 80, $"a compose domain may open {budget} connections at the default pool size; PostgreSQL's default max_connections is 100 (3 reserved)");
     }

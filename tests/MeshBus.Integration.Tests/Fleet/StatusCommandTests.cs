@@ -74,6 +74,13 @@ public sealed class StatusCommandTests(PostgresFixture postgres) : IAsyncLifetim
         }
 
         await WriteSagasAsync("Completed", "Completed", "Executing", "Halted");
+        await using (var pool = NpgsqlDataSource.Create(_database))
+        {
+            var sync = SqlPeerSyncStore.Postgres(pool);
+            await sync.RecordHeartbeatAsync(new PeerHeartbeatRecord(Peer, now.AddSeconds(-42), 17, 4, 3, 1, "sha256:fed"), CancellationToken.None);
+            await sync.RecordAcknowledgementAsync(Peer, Domain, "Domain", 2, "sha256:two", now.AddMinutes(-4), CancellationToken.None);
+            await sync.SetLapseAsync(Peer, "SyncStalled", "no heartbeat for 40 s", CancellationToken.None);
+        }
 
         var (code, output, error) = await RunAsync("status", "--postgres", _database, "--domain", Domain, "--keys", _keys, "--json");
 
@@ -86,6 +93,10 @@ public sealed class StatusCommandTests(PostgresFixture postgres) : IAsyncLifetim
         var peer = Assert.Single(status.Peers);
         Assert.Equal(Peer, peer.Domain);
         Assert.Equal(("lapsed", "SyncStalled"), (peer.Trust!.State, peer.Trust.Reason));
+        Assert.Equal((17L, 4L, 3L, "SyncStalled"), (peer.Sync!.HeartbeatSequence, peer.Sync.KeySetSequence, peer.Sync.DomainPolicyEpoch, peer.Sync.Lapse));
+        Assert.InRange(peer.Sync.HeartbeatAgeSeconds, 41, 120);
+        Assert.Equal((Domain, "Domain", 2L), (peer.Sync.Acknowledged.Single().Publisher, peer.Sync.Acknowledged.Single().Scope, peer.Sync.Acknowledged.Single().Epoch));
+        Assert.Equal(4, Assert.Single(status.KeySets, k => k.Domain == Peer).Sequence);
         Assert.Equal(2, status.Executions["Completed"]);
         Assert.Equal(1, status.Executions["Executing"]);
         Assert.Equal(1, status.Executions["Halted"]);
@@ -99,6 +110,7 @@ public sealed class StatusCommandTests(PostgresFixture postgres) : IAsyncLifetim
         Assert.Contains($"applied by {Peer}: epoch 1 (behind)", text.Out, StringComparison.Ordinal);
         Assert.Contains("executions   Completed 2, Executing 1, Halted 1", text.Out, StringComparison.Ordinal);
         Assert.Contains($"peer         {Peer}: trust lapsed (SyncStalled)", text.Out, StringComparison.Ordinal);
+        Assert.Contains("heartbeat #17", text.Out, StringComparison.Ordinal);
         Assert.Contains($"quarantined  {Domain}/agents/rogue", text.Out, StringComparison.Ordinal);
         Assert.Contains($"lineage      {size} entries", text.Out, StringComparison.Ordinal);
     }

@@ -57,8 +57,39 @@ public sealed record KeySetStatus(string Domain, long Sequence, string Source);
 /// <param name="Domain">The peer.</param>
 /// <param name="Trust">The last trust lapse or restoration recorded for it (null: none).</param>
 /// <param name="Link">The bridge's link state with it (null: no bridge store or no traffic).</param>
-/// <param name="Sync">Per-peer sync state, where a store keeps it (null today: not stored yet).</param>
-public sealed record PeerStatus(string Domain, PeerTrust? Trust, PeerLink? Link, JsonElement? Sync);
+/// <param name="Sync">The per-peer sync state Sync keeps (null: no heartbeat of the peer recorded).</param>
+public sealed record PeerStatus(string Domain, PeerTrust? Trust, PeerLink? Link, PeerSync? Sync);
+
+/// <summary>The per-peer sync state (Sync's <c>sync_peer</c> and <c>sync_peer_ack</c> tables).</summary>
+/// <param name="HeartbeatSentAt">The signed time of the peer's latest verified heartbeat.</param>
+/// <param name="HeartbeatAgeSeconds">How old that heartbeat was when the status was read.</param>
+/// <param name="HeartbeatSequence">Its sequence.</param>
+/// <param name="KeySetSequence">The key-set sequence it announced.</param>
+/// <param name="DomainPolicyEpoch">The domain-policy epoch it announced.</param>
+/// <param name="EgressPolicyEpoch">The egress-policy epoch it announced.</param>
+/// <param name="FederationPolicyDigest">The federation digest it announced.</param>
+/// <param name="Lapse">Why trust in it is lapsed now (null: not lapsed).</param>
+/// <param name="LapseDetail">The lapse's explanation.</param>
+/// <param name="Acknowledged">The policy versions it acknowledged, per publisher and scope.</param>
+public sealed record PeerSync(
+    DateTimeOffset HeartbeatSentAt,
+    double HeartbeatAgeSeconds,
+    long HeartbeatSequence,
+    long KeySetSequence,
+    long DomainPolicyEpoch,
+    long EgressPolicyEpoch,
+    string FederationPolicyDigest,
+    string? Lapse,
+    string LapseDetail,
+    IReadOnlyList<PeerAcknowledged> Acknowledged);
+
+/// <summary>A policy version a peer acknowledged.</summary>
+/// <param name="Publisher">The publishing domain.</param>
+/// <param name="Scope">The scope.</param>
+/// <param name="Epoch">The highest epoch acknowledged.</param>
+/// <param name="Digest">Its digest.</param>
+/// <param name="SyncedAt">When.</param>
+public sealed record PeerAcknowledged(string Publisher, string Scope, long Epoch, string Digest, DateTimeOffset SyncedAt);
 
 /// <summary>The last trust event of a peer.</summary>
 /// <param name="State"><c>lapsed</c> or <c>restored</c>.</param>
@@ -87,7 +118,11 @@ public sealed record LineageStatus(long Size, string RootHash, CheckpointStatus?
 /// <summary>A stored checkpoint.</summary>
 /// <param name="Size">Its tree size.</param>
 /// <param name="At">When it was stored.</param>
-public sealed record CheckpointStatus(long Size, DateTimeOffset At);
+public sealed record CheckpointStatus(long Size, DateTimeOffset At)
+{
+    /// <summary>The witnesses (<c>&lt;domain&gt;/witness</c>) whose cosignature is stored with it (verified before it was stored).</summary>
+    public IReadOnlyList<string> CosignedBy { get; init; } = [];
+}
 
 /// <summary>Reads a <see cref="DomainStatus"/> from a domain's store.</summary>
 public static class DomainStatusReader
@@ -186,11 +221,20 @@ public static class DomainStatusReader
             .ToList();
 
         var links = await ReadLinksAsync(source, ct);
-        var peerNames = trust.Keys.Concat(links.Keys)
+        var sync = await ReadPeerSyncAsync(source, ct);
+        foreach (var (peer, state) in sync)
+        {
+            if (!keySets.TryGetValue(peer, out var known) || known.Sequence < state.KeySetSequence)
+            {
+                keySets[peer] = new KeySetStatus(peer, state.KeySetSequence, "heartbeat");
+            }
+        }
+
+        var peerNames = trust.Keys.Concat(links.Keys).Concat(sync.Keys)
             .Concat(applied.Keys.Select(a => a.Publisher)).Concat(published.Keys.Select(p => p.Domain)).Concat(keySets.Keys)
             .Where(d => d.Length > 0 && d != domain)
             .Distinct(StringComparer.Ordinal).OrderBy(d => d, StringComparer.Ordinal);
-        var peers = domain.Length == 0 ? [] : peerNames.Select(d => new PeerStatus(d, trust.GetValueOrDefault(d), links.GetValueOrDefault(d), null)).ToList();
+        var peers = domain.Length == 0 ? [] : peerNames.Select(d => new PeerStatus(d, trust.GetValueOrDefault(d), links.GetValueOrDefault(d), sync.GetValueOrDefault(d))).ToList();
 
         var states = source.IsPostgres
             ? "SELECT data->>'currentState', count(*) FROM saga_state WHERE saga_type = @type GROUP BY 1"
@@ -232,6 +276,29 @@ public static class DomainStatusReader
         return links;
     }
 
+    private static async Task<Dictionary<string, PeerSync>> ReadPeerSyncAsync(StoreSource source, CancellationToken ct)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var acks = (await source.QueryAsync(
+                "sync",
+                "SELECT peer, publisher, scope, epoch, digest, synced_at_ms FROM sync_peer_ack ORDER BY peer, publisher, scope",
+                r => (Peer: r.GetString(0), Ack: new PeerAcknowledged(r.GetString(1), r.GetString(2), r.GetInt64(3), r.GetString(4), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(5)))),
+                ct))
+            .ToLookup(a => a.Peer, a => a.Ack, StringComparer.Ordinal);
+        var rows = await source.QueryAsync(
+            "sync",
+            "SELECT peer, sent_at_ms, sequence, key_set_sequence, domain_epoch, egress_epoch, federation_digest, lapse, lapse_detail FROM sync_peer",
+            r =>
+            {
+                var sentAt = DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(1));
+                return (Peer: r.GetString(0), Sync: new PeerSync(
+                    sentAt, Math.Round((now - sentAt).TotalSeconds, 1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4), r.GetInt64(5), r.GetString(6),
+                    r.IsDBNull(7) ? null : r.GetString(7), r.GetString(8), []));
+            },
+            ct);
+        return rows.ToDictionary(r => r.Peer, r => r.Sync with { Acknowledged = acks[r.Peer].ToList() }, StringComparer.Ordinal);
+    }
+
     private static async Task<LineageStatus> ReadLineageAsync(StoreSource source, CancellationToken ct)
     {
         if (!await source.HasTableAsync("lineage", "lineage_head", ct))
@@ -244,7 +311,14 @@ public static class DomainStatusReader
             : LineageLogs.OpenSqlite(source.SqliteFile("lineage")!);
         var head = await log.GetTreeHeadAsync(ct);
         var checkpoint = await log.GetLatestCheckpointAsync(ct);
-        return new LineageStatus(head.Size, Convert.ToHexStringLower(head.RootHash), checkpoint is null ? null : new CheckpointStatus(checkpoint.Size, checkpoint.CreatedAt));
+        if (checkpoint is null)
+        {
+            return new LineageStatus(head.Size, Convert.ToHexStringLower(head.RootHash), null);
+        }
+
+        // "— <name> <base64>": the witness's name is the second token of its cosignature line.
+        var cosigned = (await log.GetCosignaturesAsync(checkpoint.Size, ct)).Select(l => l.Split(' ') is { Length: 3 } t ? t[1] : l).Order(StringComparer.Ordinal).ToList();
+        return new LineageStatus(head.Size, Convert.ToHexStringLower(head.RootHash), new CheckpointStatus(checkpoint.Size, checkpoint.CreatedAt) { CosignedBy = cosigned });
     }
 
     // Lineage leaves are {"event": {...}, "type": "..."}; member names are matched regardless of case.
@@ -304,6 +378,7 @@ public static class DomainStatusReader
             ["enforce"] = "enforce.db",
             ["authorize"] = "authorize.db",
             ["federation"] = "federation.db",
+            ["sync"] = "sync.db",
         };
 
         private readonly string? _dataDirectory;

@@ -113,12 +113,17 @@ public sealed class StatusCommand : CliCommand, IHasFlags
             var link = peer.Link is { } l
                 ? string.Create(c, $"; link: sent #{l.LastSentSequence?.ToString(c) ?? "-"}, received up to #{l.ReceivedFloor?.ToString(c) ?? "-"}, last #{l.LastReceivedSequence?.ToString(c) ?? "-"} at {l.LastReceivedAt?.ToString("u", c) ?? "-"}")
                 : "";
-            o.WriteLine($"peer         {peer.Domain}: {trust}{link}");
+            var sync = peer.Sync is { } y
+                ? string.Create(c, $"; heartbeat #{y.HeartbeatSequence} {y.HeartbeatAgeSeconds:0.0} s old, key set {y.KeySetSequence}, domain policy {y.DomainPolicyEpoch}, egress {y.EgressPolicyEpoch}{(y.Lapse is null ? "" : ", lapsed " + y.Lapse)}")
+                : "";
+            o.WriteLine($"peer         {peer.Domain}: {trust}{sync}{link}");
         }
 
         o.WriteLine("executions   " + (s.Executions.Count == 0 ? "none" : string.Join(", ", s.Executions.Select(e => string.Create(c, $"{e.Key} {e.Value}")))));
         o.WriteLine("quarantined  " + (s.Quarantined.Count == 0 ? "none" : string.Join(", ", s.Quarantined.Select(q => $"{q.Agent} (since {q.Since.ToString("u", c)})"))));
         o.WriteLine(string.Create(c, $"lineage      {s.Lineage.Size} entries, root {s.Lineage.RootHash}, ") +
-            (s.Lineage.LastCheckpoint is { } cp ? string.Create(c, $"last checkpoint at size {cp.Size} ({cp.At:u})") : "no checkpoint yet"));
+            (s.Lineage.LastCheckpoint is { } cp
+                ? string.Create(c, $"last checkpoint at size {cp.Size} ({cp.At:u}), ") + (cp.CosignedBy.Count == 0 ? "not cosigned" : "cosigned by " + string.Join(", ", cp.CosignedBy))
+                : "no checkpoint yet"));
     }
 }
