@@ -12,11 +12,13 @@ namespace MeshBus.Embedded;
 public sealed class EmbeddedFederation : IAsyncDisposable
 {
     private readonly List<EmbeddedMesh> _domains;
+    private readonly List<IFederationLink> _links;
 
-    private EmbeddedFederation(InProcessFederationNetwork network, List<EmbeddedMesh> domains)
+    private EmbeddedFederation(InProcessFederationNetwork network, List<EmbeddedMesh> domains, List<IFederationLink> links)
     {
         Network = network;
         _domains = domains;
+        _links = links;
     }
 
     /// <summary>The in-process network between the domains.</summary>
@@ -53,7 +55,16 @@ public sealed class EmbeddedFederation : IAsyncDisposable
     /// replaced by it). The domains' key directories must pin each other already (<see cref="PinEachOther"/>); a domain
     /// that fails to start stops the ones already started and the error is thrown.
     /// </summary>
-    public static async Task<EmbeddedFederation> StartAsync(IReadOnlyCollection<EmbeddedMeshOptions> domains, CancellationToken cancellationToken = default)
+    public static Task<EmbeddedFederation> StartAsync(IReadOnlyCollection<EmbeddedMeshOptions> domains, CancellationToken cancellationToken = default) =>
+        StartAsync(domains, linkFor: null, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="StartAsync(IReadOnlyCollection{EmbeddedMeshOptions}, CancellationToken)"/>, with each domain's link
+    /// from <paramref name="linkFor"/> (given the domain name; e.g. a <see cref="NatsFederationLink"/> as its NATS user)
+    /// instead of the in-process network, when it is not null. Those links are disposed with the federation.
+    /// </summary>
+    public static async Task<EmbeddedFederation> StartAsync(IReadOnlyCollection<EmbeddedMeshOptions> domains, Func<string, IFederationLink>? linkFor,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(domains);
         if (domains.Count < 2 || domains.Select(d => d.Domain).Distinct(StringComparer.Ordinal).Count() != domains.Count)
@@ -63,24 +74,28 @@ public sealed class EmbeddedFederation : IAsyncDisposable
 
         var network = new InProcessFederationNetwork();
         var started = new List<EmbeddedMesh>();
+        var links = new List<IFederationLink>();
         try
         {
             foreach (var options in domains)
             {
-                started.Add(await EmbeddedMesh.StartAsync(options with { Federation = network }, cancellationToken));
+                var link = linkFor?.Invoke(options.Domain);
+                if (link is not null)
+                {
+                    links.Add(link);
+                }
+
+                var domain = options with { Federation = link is null ? network : null, FederationLink = link };
+                started.Add(await EmbeddedMesh.StartAsync(domain, cancellationToken));
             }
         }
         catch
         {
-            foreach (var mesh in started)
-            {
-                await mesh.DisposeAsync();
-            }
-
+            await new EmbeddedFederation(network, started, links).DisposeAsync();
             throw;
         }
 
-        return new EmbeddedFederation(network, started);
+        return new EmbeddedFederation(network, started, links);
     }
 
     /// <inheritdoc />
@@ -89,6 +104,11 @@ public sealed class EmbeddedFederation : IAsyncDisposable
         foreach (var mesh in Enumerable.Reverse(_domains))
         {
             await mesh.DisposeAsync();
+        }
+
+        foreach (var link in _links)
+        {
+            await link.DisposeAsync();
         }
     }
 }

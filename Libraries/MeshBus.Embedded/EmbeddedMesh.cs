@@ -30,6 +30,12 @@ public sealed record EmbeddedMeshOptions(string Domain, string DataDirectory, st
     /// hosts the federation bridge on it, with the same envelopes, checks and relay table as over NATS. Null: no bridge.
     /// </summary>
     public InProcessFederationNetwork? Federation { get; init; }
+
+    /// <summary>
+    /// Another link for the bridge instead of <see cref="Federation"/>'s, e.g. a <see cref="NatsFederationLink"/> as
+    /// this domain's NATS user (the same bridge over JetStream); its creator disposes it after the mesh.
+    /// </summary>
+    public IFederationLink? FederationLink { get; init; }
 }
 
 /// <summary>
@@ -91,10 +97,11 @@ public sealed class EmbeddedMesh : IAsyncDisposable
             settings["Authorize:EgressPolicyBundleFile"] = egress;
         }
 
-        if (options.Federation is { } network)
+        if ((options.FederationLink ?? options.Federation?.LinkFor(options.Domain)) is { } link)
         {
+            // Embedded: the host registers the link (the bridge worker builds one only for Federation:Link=Nats).
             settings["Federation:Link"] = "InProcess";
-            builder.Services.AddSingleton(network.LinkFor(options.Domain));
+            builder.Services.AddSingleton(link);
         }
 
         builder.Configuration.AddInMemoryCollection(settings);
