@@ -60,7 +60,7 @@ public sealed class NatsEmbeddedFederationTests(NatsFixture nats) : IAsyncLifeti
     }
 
     [Fact(Timeout = 240_000)]
-    public async Task Over_jetstream_a_cross_domain_intent_is_granted_renewed_completed_and_another_halted_from_the_origin()
+    public async Task Over_jetstream_a_cross_domain_intent_is_granted_renewed_completed_another_halted_from_the_origin_and_denials_come_from_either_policy()
     {
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(200));
         var now = DateTimeOffset.UtcNow;
@@ -130,6 +130,17 @@ public sealed class NatsEmbeddedFederationTests(NatsFixture nats) : IAsyncLifeti
         { IntentId = halted.IntentId }, bound.Token);
         await EventuallyAsync(() => Task.FromResult(halted.Token.IsCancellationRequested), bound.Token);
         await EventuallyAsync(async () => await federation[T].LifecycleStateAsync(halted.IntentId, bound.Token) == "Halted", bound.Token);
+        // Denied by the target's policy (no rule for that resource): decided and recorded by the target, answered over the bridge.
+        var byTarget = await agent.SubmitIntentAsync(new IntentRequest("deploy", "k8s://elsewhere/ns/web") { TargetDomain = T }, bound.Token);
+        Assert.True(byTarget.Denial is { RejectedByAgent: false }, "expected the target's denial");
+        Assert.Equal(GovernanceReason.NoMatchingRule, byTarget.Denial!.Reason);
+        Assert.False(DecisionRecord.Parse((await federation[T].Lineage.GetByKeyAsync(DecisionRecord.DecisionKey(byTarget.Denial!.IntentId), bound.Token))!.Data).Allowed);
+        // Denied by the origin's egress policy: never crosses, so the target has no record of it.
+        var byEgress = await agent.SubmitIntentAsync(new IntentRequest("delete", "k8s://target/ns/web") { TargetDomain = T }, bound.Token);
+        Assert.True(byEgress.Denial is { RejectedByAgent: false }, "expected the origin's egress denial");
+        Assert.Equal(GovernanceReason.NoMatchingRule, byEgress.Denial!.Reason);
+        Assert.Null(await federation[T].Lineage.GetByKeyAsync(DecisionRecord.DecisionKey(byEgress.Denial!.IntentId), bound.Token));
+
         foreach (var mesh in federation.Domains)
         {
             await EventuallyAsync(async () => await mesh.Lineage.GetByKeyAsync($"halted:{halted.IntentId:D}", bound.Token) is not null, bound.Token);
