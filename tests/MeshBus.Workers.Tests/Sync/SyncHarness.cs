@@ -47,6 +47,9 @@ internal sealed class SyncHarness : IAsyncDisposable
 
     public IPeerSyncStore Store => _provider.GetRequiredService<IPeerSyncStore>();
 
+    /// <summary>The peers as Sync knows them (its trust config, updated by accepted key sets).</summary>
+    public SyncPeers Peers => _provider.GetRequiredService<SyncPeers>();
+
     /// <summary>What this harness's bus published (the Sync worker's own messages included).</summary>
     public ConcurrentQueue<object> Published { get; } = new();
 
