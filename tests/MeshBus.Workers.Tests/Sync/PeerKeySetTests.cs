@@ -62,7 +62,7 @@ public sealed class PeerKeySetTests : IAsyncLifetime
 
         await _sync.DeliverAsync(forged);
 
-        Assert.NotNull(Assert.Single(_sync.Consumed, c => c.Message is KeySetPublished { Domain: SyncHarness.Peer }).Fault);
+        Assert.NotNull(Assert.Single(_sync.SyncConsumed, c => c.Message is KeySetPublished { Domain: SyncHarness.Peer }).Fault);
         Assert.Equal(1, _sync.Peers.Trust.PeerKeySets[SyncHarness.Peer].Sequence);
         Assert.True(_sync.Peers.Trust.Resolve(SyncHarness.Peer, CredentialKeyId, KeyUsage.Credential, _clock.GetUtcNow()).Found);
         Assert.Empty(_sync.PublishedOf<HaltExecution>());
@@ -91,7 +91,7 @@ public sealed class PeerKeySetTests : IAsyncLifetime
         await _sync.DeliverAsync(new KeySetPublished(SyncHarness.Peer, 1, _peer.SignedKeySet, now));
 
         Assert.Empty(_sync.PublishedOf<TrustLapsed>());
-        Assert.Null(Assert.Single(_sync.Consumed, c => c.Message is KeySetPublished { Domain: SyncHarness.Peer, Sequence: 1 }).Fault);
+        Assert.Null(Assert.Single(_sync.SyncConsumed, c => c.Message is KeySetPublished { Domain: SyncHarness.Peer, Sequence: 1 }).Fault);
         Assert.Equal(3, _sync.Peers.Trust.PeerKeySets[SyncHarness.Peer].Sequence);
     }
 }
