@@ -177,6 +177,12 @@ public sealed class PeerWatchdogTests : IAsyncLifetime
         Assert.Equal(GovernanceReason.GovernanceInconsistent, lapse.Reason);
         Assert.Equal(GovernanceReason.GovernanceInconsistent, Assert.Single(_sync.PublishedOf<HaltExecution>()).Reason);
         Assert.Equal("GovernanceInconsistent", (await _sync.Store.GetAsync(SyncHarness.Peer, default))!.Lapse);
+
+        // A contradiction is evidence, not a stall: a later heartbeat that agrees again does not restore trust by itself.
+        await _sync.AdvanceAsync(TimeSpan.FromSeconds(5));
+        await _sync.DeliverAsync(_sync.PeerHeartbeat(domainEpoch: 5));
+        Assert.Empty(_sync.PublishedOf<TrustRestored>());
+        Assert.Equal("GovernanceInconsistent", (await _sync.Store.GetAsync(SyncHarness.Peer, default))!.Lapse);
     }
 
     [Fact(Timeout = 60_000)]
