@@ -21,6 +21,9 @@ public sealed record CheckpointPublished(string Domain, string Origin, long Size
 /// <param name="ConsistencyProof">Base64 hashes of the RFC 6962 consistency proof from <paramref name="OldSize"/>.</param>
 public sealed record CosignRequest(string Domain, string Origin, string Checkpoint, long OldSize, IReadOnlyList<string> ConsistencyProof)
 {
+    /// <summary>The witness's domain asked (the bridge carries the request to it alone; <c>OldSize</c> is what that witness last cosigned).</summary>
+    public string? Witness { get; init; }
+
     /// <summary>Version of this message's shape.</summary>
     public int MessageVersion { get; init; } = 1;
 }
@@ -57,6 +60,9 @@ public sealed record CosignConflict(string Domain, string Origin, long Size, str
 /// <param name="IntentId">The intent.</param>
 public sealed record ProofRequest(Guid RequestId, string Domain, Guid IntentId)
 {
+    /// <summary>The domain asking (the bridge carries the request from it to <c>Domain</c>, and the answer back).</summary>
+    public string? Requester { get; init; }
+
     /// <summary>Version of this message's shape.</summary>
     public int MessageVersion { get; init; } = 1;
 }
@@ -69,6 +75,9 @@ public sealed record ProofRequest(Guid RequestId, string Domain, Guid IntentId)
 /// <param name="Error">Why there is no bundle.</param>
 public sealed record ProofResponse(Guid RequestId, string Domain, Guid IntentId, string? Evidence, string? Error)
 {
+    /// <summary>The domain that asked (<see cref="ProofRequest.Requester"/>): the bridge carries the answer to it.</summary>
+    public string? Requester { get; init; }
+
     /// <summary>Version of this message's shape.</summary>
     public int MessageVersion { get; init; } = 1;
 }

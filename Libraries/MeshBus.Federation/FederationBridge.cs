@@ -172,16 +172,22 @@ public sealed class FederationBridge
     /// <summary>How long after an endorsement the intent's peer is remembered (longer than any lease and its renewals).</summary>
     public static TimeSpan KeepIntentFor { get; } = TimeSpan.FromDays(1);
 
-    /// <summary>Publishes what the outbound log holds that the link has not acknowledged yet (after a NATS outage); returns how many went out.</summary>
+    /// <summary>
+    /// Publishes what the outbound log holds that the link has not acknowledged yet (after a NATS outage); returns how many
+    /// went out. A link's entries go in linkSeq order and stop at its first failure; other peers' entries still go.
+    /// </summary>
     public async Task<int> PublishPendingAsync(CancellationToken cancellationToken)
     {
         var sent = 0;
         var now = _time.GetUtcNow();
+        var failed = new HashSet<string>(StringComparer.Ordinal);
         foreach (var entry in await _store.PendingAsync(now, now - _options.PendingAfter, 256, cancellationToken))
         {
-            if (!await TryPublishAsync(entry, cancellationToken))
+            // One unreachable peer (its stream missing, its publishes refused) must not hold back the links to the others.
+            if (failed.Contains(entry.Peer) || !await TryPublishAsync(entry, cancellationToken))
             {
-                break;
+                failed.Add(entry.Peer);
+                continue;
             }
 
             sent++;
@@ -316,9 +322,14 @@ public sealed class FederationBridge
             return;
         }
 
-        if (!await _store.TryMarkSeenAsync(envelope.From, envelope.Id, envelope.ExpiresAt + _options.Skew, cancellationToken))
+        // Not cancelled by a stopping replica: a stop arriving while the row commits would report it as not written,
+        // the envelope would go unacknowledged, and its redelivery (to this or another replica) would be dropped as a
+        // replay although no bus ever had it. The store's command timeout still bounds the call.
+        if (!await _store.TryMarkSeenAsync(envelope.From, envelope.Id, envelope.ExpiresAt + _options.Skew, CancellationToken.None))
         {
             Drop(DropReason.Replayed, $"envelope {envelope.Id} from {envelope.From} was already received", message.Subject, now);
+            // Seen means delivered: its linkSeq counts as received (else a replica stopped before recording it leaves a hole).
+            await RecordAsync(envelope, now, cancellationToken);
             return;
         }
 

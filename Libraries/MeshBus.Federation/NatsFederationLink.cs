@@ -24,8 +24,8 @@ public sealed class NatsFederationLink : IFederationLink
     private readonly NatsFederationLinkOptions _options;
     private readonly ILogger _logger;
 
-    /// <summary>Connects (lazily) as the domain's NATS user.</summary>
-    public NatsFederationLink(string domain, NatsFederationLinkOptions options, ILogger<NatsFederationLink> logger)
+    /// <summary>Connects (lazily) as the domain's NATS user; <paramref name="natsLogging"/> receives the NATS client's own log (connects, reconnects).</summary>
+    public NatsFederationLink(string domain, NatsFederationLinkOptions options, ILogger<NatsFederationLink> logger, ILoggerFactory? natsLogging = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(domain);
         ArgumentNullException.ThrowIfNull(options);
@@ -43,6 +43,7 @@ public sealed class NatsFederationLink : IFederationLink
             TlsOpts = options.CaFile is null ? NatsTlsOpts.Default : new NatsTlsOpts { CaFile = options.CaFile, Mode = TlsMode.Require },
             RetryOnInitialConnect = true,
             MaxReconnectRetry = -1,
+            LoggerFactory = natsLogging ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance,
         });
         _js = _client.CreateJetStreamContext();
     }
@@ -56,7 +57,14 @@ public sealed class NatsFederationLink : IFederationLink
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_options.PublishTimeout);
         var ack = await _js.PublishAsync(subject, data.ToArray(), opts: new NatsJSPubOpts { MsgId = messageId }, cancellationToken: timeout.Token);
-        ack.EnsureSuccess();
+        // Not EnsureSuccess(): it also throws when the ack says "duplicate", i.e. the stream already holds this envelope
+        // because an earlier attempt reached it and only its acknowledgement was lost (a timeout, a reconnect). That is
+        // success here; treating it as failure left the envelope unpublished in the outbound log for the whole duplicate
+        // window, and the pump, which keeps a link's order, held back everything behind it.
+        if (ack.Error is { } error)
+        {
+            throw new NatsJSApiException(error);
+        }
     }
 
     /// <summary>Creates (or updates) this domain's inbound stream and durable consumer.</summary>

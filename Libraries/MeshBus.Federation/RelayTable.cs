@@ -109,6 +109,12 @@ public sealed class RelayTable
     public static readonly TimeSpan GovernanceTimeToLive = TimeSpan.FromMinutes(2);
 
     /// <summary>
+    /// The time-to-live of cosigning traffic: a request or answer that arrives later is dropped, and the next checkpoint
+    /// (or the conflict's retry) asks again from the witness's size.
+    /// </summary>
+    public static readonly TimeSpan CosignTimeToLive = TimeSpan.FromMinutes(2);
+
+    /// <summary>
     /// The cross-domain intent path (DESIGN.md §3): the origin's endorsement to the target; the target's grants,
     /// renewals, denials and halts back to the origin, the agent's reports of the execution to the target; both
     /// domains' heartbeats to every peer (Authorize's freshness check needs them). Governance sync (issue 18): policy
@@ -131,5 +137,16 @@ public sealed class RelayTable
         RelayRoute.For<KeySetPublished>(GovernanceTimeToLive, RelayDestination.AllPeers, m => m.Domain),
         RelayRoute.For<TrustLapsed>(GovernanceTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => m.Scope == GovernanceScope.Peer ? m.Subject : null),
         RelayRoute.For<TrustRestored>(GovernanceTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => m.Scope == GovernanceScope.Peer ? m.Subject : null),
+        // Witnessing (DESIGN.md §7): a log's cosign request to the one witness it names; the witness's answer to the log.
+        RelayRoute.For<CosignRequest>(CosignTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => m.Witness),
+        RelayRoute.For<CheckpointCosigned>(CosignTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => LogDomain(m.Origin)),
+        RelayRoute.For<CosignConflict>(CosignTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => LogDomain(m.Origin)),
+        // Cross-domain evidence: a request to the domain asked, its bundle back to the requester.
+        RelayRoute.For<ProofRequest>(CosignTimeToLive, RelayDestination.NamedDomain, m => m.Requester ?? "", m => m.Domain),
+        RelayRoute.For<ProofResponse>(CosignTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => m.Requester),
     ]);
+
+    /// <summary>The domain of a lineage origin (<c>&lt;domain&gt;/lineage</c>), or null for anything else.</summary>
+    public static string? LogDomain(string origin) =>
+        origin.EndsWith("/lineage", StringComparison.Ordinal) ? origin[..^"/lineage".Length] : null;
 }

@@ -54,16 +54,20 @@ public sealed class SqlFederationStore : IFederationStore, IAsyncDisposable
 
     private async Task CreateSchemaAsync(CancellationToken cancellationToken)
     {
+        if (!IsPostgres)
+        {
+            // Outside any transaction: SQLite refuses to change the journal mode inside one ("cannot change into wal
+            // mode from within a transaction"), which made every restart of a bridge on an existing file fail here.
+            await using var c = await OpenAsync(cancellationToken);
+            await ExecuteAsync(c, null, "PRAGMA journal_mode=WAL", cancellationToken);
+        }
+
         await InTransactionAsync(async (c, t) =>
         {
             if (IsPostgres)
             {
                 // Replicas starting together must not race on CREATE TABLE.
                 await ExecuteAsync(c, t, "SELECT pg_advisory_xact_lock(7317001)", cancellationToken);
-            }
-            else
-            {
-                await ExecuteAsync(c, t, "PRAGMA journal_mode=WAL", cancellationToken);
             }
 
             foreach (var ddl in new[]
@@ -327,7 +331,7 @@ public sealed class SqlFederationStore : IFederationStore, IAsyncDisposable
         return cmd;
     }
 
-    private static async Task<int> ExecuteAsync(DbConnection c, DbTransaction t, string sql, CancellationToken ct, params (string, object)[] args)
+    private static async Task<int> ExecuteAsync(DbConnection c, DbTransaction? t, string sql, CancellationToken ct, params (string, object)[] args)
     {
         await using var cmd = Command(c, t, sql, args);
         return await cmd.ExecuteNonQueryAsync(ct);

@@ -96,10 +96,15 @@ public sealed class StorageOptions
     public string? ConnectionString { get; set; }
 
     /// <summary>
-    /// PostgreSQL connections per pool (<c>Maximum Pool Size</c>) unless the connection string names its own; a replica
-    /// opens one pool for the lineage log and one for its worker's own tables.
+    /// PostgreSQL connections per pool (<c>Maximum Pool Size</c>) unless the connection string names its own. A process
+    /// opens at most one pool per store it uses (the lineage log, the worker's own tables, the saga and schedule store,
+    /// the bridge's store), so its connections stay below pools × this; docs/operations.md lists the budget per worker.
+    /// Small by default so that a whole domain (nine processes) fits a default PostgreSQL (<c>max_connections</c> 100).
     /// </summary>
-    public int PoolSize { get; set; } = 16;
+    public int PoolSize { get; set; } = DefaultPoolSize;
+
+    /// <summary>The default of <see cref="PoolSize"/>.</summary>
+    public const int DefaultPoolSize = 3;
 }
 
 /// <summary>The <c>Health</c> section: where <c>/health/live</c> and <c>/health/ready</c> are served.</summary>

@@ -12,7 +12,7 @@ namespace MeshBus.Hosting;
 /// The one storage setup of a process, from the <c>Storage</c> section: which engine, which files or which database,
 /// and how many connections. Every worker takes its stores from here (eShop's one place per service where its
 /// dependencies are wired); none reads <c>Storage:*</c> itself. SQLite files live under <c>MeshBus:DataDirectory</c>;
-/// PostgreSQL pools are bounded by <c>Storage:PoolSize</c>. Nothing here touches a database: pools open connections
+/// every PostgreSQL pool (lineage log, the worker's own tables, sagas and schedules) is bounded by <c>Storage:PoolSize</c>. Nothing here touches a database: pools open connections
 /// on first use, so no dependency-injection factory blocks on I/O.
 /// </summary>
 public sealed class MeshBusStorage : IAsyncDisposable
@@ -99,10 +99,35 @@ public sealed class MeshBusStorage : IAsyncDisposable
     /// <inheritdoc />
     public ValueTask DisposeAsync() => _pool.IsValueCreated ? _pool.Value.DisposeAsync() : ValueTask.CompletedTask;
 
+    // Sagas and Quartz open connections by connection string (Npgsql's pool per string): the same bounded string gives
+    // them one pool of Storage:PoolSize between them, instead of Npgsql's default of 100 each process.
     private static SqlStoreOptions SqlStore(StorageOptions storage, string dataDirectory, string sqliteFileName) =>
         storage.Provider == StorageProvider.Postgres
-            ? new SqlStoreOptions { Provider = StorageProvider.Postgres, ConnectionString = storage.ConnectionString ?? "" }
+            ? new SqlStoreOptions
+            {
+                Provider = StorageProvider.Postgres,
+                ConnectionString = BoundedIfValid(storage.ConnectionString, storage.PoolSize),
+            }
             : new SqlStoreOptions { Provider = StorageProvider.Sqlite, ConnectionString = $"Data Source={SqlitePath(dataDirectory, sqliteFileName)};Pooling=True" };
+
+    // Called while services are registered, before the settings are validated: a wrong pool size or connection string
+    // is left as it is here, so that validation names it (exit 2) instead of this throwing first.
+    private static string BoundedIfValid(string? connectionString, int poolSize)
+    {
+        if (string.IsNullOrWhiteSpace(connectionString) || poolSize < 1)
+        {
+            return connectionString ?? "";
+        }
+
+        try
+        {
+            return Bounded(connectionString, poolSize);
+        }
+        catch (ArgumentException)
+        {
+            return connectionString;
+        }
+    }
 
     private static string SqlitePath(string dataDirectory, string fileName)
     {

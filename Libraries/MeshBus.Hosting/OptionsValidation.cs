@@ -73,6 +73,11 @@ internal sealed class StorageOptionsValidator : IValidateOptions<StorageOptions>
             errors.Add("Storage:ConnectionString is required with Storage:Provider=Postgres (environment variable Storage__ConnectionString)");
         }
 
+        else if (options.Provider == StorageProvider.Postgres && !ParsesAsConnectionString(options.ConnectionString!, out var problem))
+        {
+            errors.Add($"Storage:ConnectionString is not a PostgreSQL connection string ({problem}) (environment variable Storage__ConnectionString)");
+        }
+
         if (options.PoolSize < 1)
         {
             // Npgsql's default of 100 per pool would let two replicas at full concurrency exhaust a default server's
@@ -81,6 +86,22 @@ internal sealed class StorageOptionsValidator : IValidateOptions<StorageOptions>
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static bool ParsesAsConnectionString(string connectionString, out string problem)
+    {
+        try
+        {
+            _ = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+            problem = "";
+            return true;
+        }
+        catch (ArgumentException e)
+        {
+            // The message names the keyword, never the value (which may hold the password).
+            problem = e.Message;
+            return false;
+        }
     }
 }
 

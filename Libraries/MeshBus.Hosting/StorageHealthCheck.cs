@@ -17,7 +17,8 @@ internal sealed class StorageHealthCheck(IOptions<StorageOptions> storage, IOpti
         {
             if (options.Provider == StorageProvider.Postgres)
             {
-                var builder = new NpgsqlConnectionStringBuilder(options.ConnectionString) { Timeout = 3 };
+                // Unpooled: a probe every few seconds must not keep a pool of its own open beside the budgeted ones.
+                var builder = new NpgsqlConnectionStringBuilder(options.ConnectionString) { Timeout = 3, Pooling = false };
                 await using var connection = new NpgsqlConnection(builder.ConnectionString);
                 await connection.OpenAsync(cancellationToken);
                 await using var command = new NpgsqlCommand("SELECT 1", connection);

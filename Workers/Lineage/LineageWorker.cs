@@ -1,6 +1,7 @@
 using MassTransit;
 using MeshBus.Hosting;
 using MeshBus.Trust;
+using MeshBus.Workers.Lineage.Witnessing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -29,9 +30,22 @@ public sealed class LineageWorker : IMeshBusWorker
         services.TryAddSingleton(sp => new GovernanceAuthority(
             () => sp.GetService<DomainKeys>() ?? DomainKeys.Load(sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.ResolvedKeyDirectory),
             sp.GetRequiredService<TimeProvider>()));
+        // Witnessing (docs/lineage.md): this domain's witness key and its pinned peers' keys, read on first use.
+        services.TryAddSingleton(sp =>
+        {
+            var mesh = sp.GetRequiredService<IOptions<MeshBusOptions>>().Value;
+            return WitnessKeys.FromDirectory(mesh.Domain, mesh.ResolvedKeyDirectory, sp.GetRequiredService<TimeProvider>());
+        });
+        services.TryAddSingleton<CosignAttempts>();
     }
 
     /// <inheritdoc />
-    public void ConfigureBus(IBusRegistrationConfigurator bus) =>
+    public void ConfigureBus(IBusRegistrationConfigurator bus)
+    {
         bus.AddConsumer<GovernanceEventRecorder, GovernanceEventRecorderDefinition>();
+        bus.AddConsumer<CosignRequester, CosignRequesterDefinition>();
+        bus.AddConsumer<CheckpointWitnessConsumer, CheckpointWitnessConsumerDefinition>();
+        bus.AddConsumer<ProofResponder, ProofResponderDefinition>();
+        bus.AddConsumer<PeerEvidenceRecorder, PeerEvidenceRecorderDefinition>();
+    }
 }

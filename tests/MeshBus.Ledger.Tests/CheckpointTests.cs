@@ -99,6 +99,7 @@ public sealed class CheckpointTests : IDisposable
         bad[0][0] ^= 1;
         var refused = await witness.CosignAsync(Origin, c11.Note, 5, bad, [_signer.VerifierKey]);
         Assert.False(refused.Cosigned);
+        Assert.True(refused.Fork, "a validly signed checkpoint with no valid consistency proof from the cosigned one is a fork");
         Assert.Equal(5, refused.Size);
         Assert.True((await witness.CosignAsync(Origin, c11.Note, 5, proof, [_signer.VerifierKey])).Cosigned);
 

@@ -55,7 +55,8 @@ public sealed class CheckpointWitness(IWitnessStateStore state, CosignatureSigne
 
             if (MerkleTree.VerifyConsistency(current.Size, cp.Size, current.RootHash, cp.RootHash, consistencyProof) is { IsValid: false } inconsistent)
             {
-                return new CosignOutcome(false, at, null, $"no valid consistency proof from size {current.Size} to {cp.Size}: {inconsistent.Detail}", false);
+                // Two validly signed checkpoints with no valid proof between them cannot both be true: a fork.
+                return new CosignOutcome(false, at, null, $"fork: no valid consistency proof from the cosigned size {current.Size} to {cp.Size}: {inconsistent.Detail}", true);
             }
         }
 

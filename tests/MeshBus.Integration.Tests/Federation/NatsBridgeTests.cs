@@ -33,6 +33,86 @@ public sealed class NatsBridgeTests(NatsFixture nats, PostgresFixture postgres) 
         }
     }
 
+    /// <summary>
+    /// A link whose first publishes lose their acknowledgement after the stream took them, and whose next ones fail
+    /// before they leave: what a publish racing a reconnect (or a slow acknowledgement on a loaded machine) looks like.
+    /// </summary>
+    private sealed class AckLosingLink(IFederationLink inner) : IFederationLink
+    {
+        private int _loseAcks;
+        private int _refuse;
+
+        public void Arrange(int loseAcks, int refuse)
+        {
+            _loseAcks = loseAcks;
+            _refuse = refuse;
+        }
+
+        public async Task PublishAsync(string subject, string messageId, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+        {
+            if (Interlocked.Decrement(ref _loseAcks) >= 0)
+            {
+                await inner.PublishAsync(subject, messageId, data, cancellationToken);
+                throw new TimeoutException("the stream took it, the acknowledgement was lost");
+            }
+
+            if (Interlocked.Decrement(ref _refuse) >= 0)
+            {
+                throw new IOException("link down");
+            }
+
+            await inner.PublishAsync(subject, messageId, data, cancellationToken);
+        }
+
+        public Task ReceiveAsync(Func<LinkMessage, CancellationToken, Task> handler, CancellationToken cancellationToken) => inner.ReceiveAsync(handler, cancellationToken);
+
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
+    }
+
+    /// <summary>
+    /// The shared store of a replica that is stopped at the worst moment: while its seen-id row commits (the row is
+    /// written, and a cancellable call would then report the stop instead of the result).
+    /// </summary>
+    private sealed class StoppedWhileMarkingSeen(IFederationStore inner, CancellationTokenSource stop) : IFederationStore
+    {
+        public async ValueTask<bool> TryMarkSeenAsync(string from, Guid id, DateTimeOffset keepUntil, CancellationToken cancellationToken = default)
+        {
+            var fresh = await inner.TryMarkSeenAsync(from, id, keepUntil, CancellationToken.None);
+            await stop.CancelAsync();
+            cancellationToken.ThrowIfCancellationRequested();
+            return fresh;
+        }
+
+        public Task InitializeAsync(CancellationToken cancellationToken) => inner.InitializeAsync(cancellationToken);
+
+        public Task<OutboundEntry> AppendOutboundAsync(string peer, string sourceId, Func<long, OutboundEntry> seal, CancellationToken cancellationToken) =>
+            inner.AppendOutboundAsync(peer, sourceId, seal, cancellationToken);
+
+        public Task MarkPublishedAsync(string peer, long linkSeq, CancellationToken cancellationToken) => inner.MarkPublishedAsync(peer, linkSeq, cancellationToken);
+
+        public Task<IReadOnlyList<OutboundEntry>> PendingAsync(DateTimeOffset now, DateTimeOffset createdBefore, int max, CancellationToken cancellationToken) =>
+            inner.PendingAsync(now, createdBefore, max, cancellationToken);
+
+        public Task<IReadOnlyList<OutboundEntry>> OutboundRangeAsync(string peer, long from, long to, DateTimeOffset now, CancellationToken cancellationToken) =>
+            inner.OutboundRangeAsync(peer, from, to, now, cancellationToken);
+
+        public Task ForgetSeenAsync(string from, Guid id, CancellationToken cancellationToken) => inner.ForgetSeenAsync(from, id, cancellationToken);
+
+        public Task RecordReceivedAsync(string peer, long linkSeq, DateTimeOffset now, CancellationToken cancellationToken) =>
+            inner.RecordReceivedAsync(peer, linkSeq, now, cancellationToken);
+
+        public Task<IReadOnlyList<LinkGap>> GapsAsync(CancellationToken cancellationToken) => inner.GapsAsync(cancellationToken);
+
+        public Task SkipAsync(string peer, long throughLinkSeq, CancellationToken cancellationToken) => inner.SkipAsync(peer, throughLinkSeq, cancellationToken);
+
+        public Task RememberIntentAsync(Guid intentId, string peer, DateTimeOffset keepUntil, CancellationToken cancellationToken) =>
+            inner.RememberIntentAsync(intentId, peer, keepUntil, cancellationToken);
+
+        public Task<string?> IntentPeerAsync(Guid intentId, CancellationToken cancellationToken) => inner.IntentPeerAsync(intentId, cancellationToken);
+
+        public Task PruneAsync(DateTimeOffset now, CancellationToken cancellationToken) => inner.PruneAsync(now, cancellationToken);
+    }
+
     private sealed record Domain(NatsDomainUser User, IReadOnlyDictionary<KeyUsage, Ed25519Signer> Signers, RootKey Root, KeySet KeySet);
 
     private static Domain Keys(NatsDomainUser user)
@@ -86,6 +166,26 @@ public sealed class NatsBridgeTests(NatsFixture nats, PostgresFixture postgres) 
         {
             Assert.True(DateTime.UtcNow < until, "timed out waiting for " + what);
             await Task.Delay(25);
+        }
+    }
+
+    /// <summary>Waits until the receiving bridge created its domain's stream (publishes before that are refused).</summary>
+    private async Task StreamCreatedAsync(string domain)
+    {
+        await using var admin = await nats.ConnectAsync();
+        var js = admin.CreateJetStreamContext();
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        while (true)
+        {
+            try
+            {
+                await js.GetStreamAsync(Subjects.Stream(domain), cancellationToken: bound.Token);
+                return;
+            }
+            catch (NatsJSApiException)
+            {
+                await Task.Delay(50, bound.Token);
+            }
         }
     }
 
@@ -143,7 +243,82 @@ public sealed class NatsBridgeTests(NatsFixture nats, PostgresFixture postgres) 
         Assert.Equal(1, (long)info.Info.State.Messages);
     }
 
-    [Fact(Timeout = 120_000, Skip = "Known intermittent failure, issue 17 open: after one receiver replica is cancelled mid-stream, not every heartbeat reached the survivor within 60 s in one of three full runs (suspected: the cancelled replica's pending pull request still takes JetStream's redeliveries until it expires)")]
+    [Fact(Timeout = 120_000)]
+    public async Task Publishing_an_envelope_the_stream_already_holds_counts_as_published()
+    {
+        var origin = NatsDomainUsers.Origin;
+        var target = NatsDomainUsers.Target;
+        await Link(target).EnsureInboundAsync(CancellationToken.None);
+        var originLink = Link(origin);
+        var subject = Subjects.For(target.Domain, origin.Domain, "DomainHeartbeat");
+        var id = Guid.NewGuid().ToString();
+
+        await originLink.PublishAsync(subject, id, new byte[] { 1 }, CancellationToken.None);
+        // The same envelope again (its first acknowledgement lost): JetStream answers "duplicate", which is not a failure.
+        await originLink.PublishAsync(subject, id, new byte[] { 1 }, CancellationToken.None);
+
+        await using var admin = await nats.ConnectAsync();
+        var info = await admin.CreateJetStreamContext().GetStreamAsync(Subjects.Stream(target.Domain));
+        Assert.Equal(1, (long)info.Info.State.Messages);
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task An_envelope_whose_acknowledgement_was_lost_does_not_hold_back_the_ones_behind_it()
+    {
+        var origin = Keys(NatsDomainUsers.Origin);
+        var target = Keys(NatsDomainUsers.Target);
+        var link = new AckLosingLink(Link(origin.User));
+        var sender = Bridge(origin, target, await StoreAsync(), link, new RecordingBus());
+        var bus = new RecordingBus();
+        var receiver = Bridge(target, origin, await StoreAsync(), Link(target.User), bus);
+        using var stop = new CancellationTokenSource();
+        var loops = Task.WhenAll(sender.RunAsync(TimeSpan.FromMilliseconds(250), stop.Token), receiver.RunAsync(TimeSpan.FromMilliseconds(250), stop.Token));
+        await StreamCreatedAsync(target.User.Domain);
+        link.Arrange(loseAcks: 1, refuse: 2);
+
+        for (var i = 1; i <= 3; i++)
+        {
+            await sender.RelayAsync(new DomainHeartbeat(origin.User.Domain, i, DateTimeOffset.UtcNow, 1, 1, 1, ""), "hb-" + i, CancellationToken.None);
+        }
+
+        // The pump publishes the kept envelopes in link order: the first one, already in the stream, must count as
+        // published, or the two behind it wait for the whole duplicate window (2 min, past this bound).
+        await EventuallyAsync(() => bus.Delivered.Count >= 3, "the envelopes behind the one whose acknowledgement was lost");
+        Assert.Equal([1L, 2L, 3L], bus.Delivered.Select(m => ((DomainHeartbeat)m.Message).Sequence).Order());
+        stop.Cancel();
+        await loops.ContinueWith(_ => { }, TaskScheduler.Default);
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_replica_stopped_while_it_marks_an_envelope_seen_does_not_lose_the_envelope()
+    {
+        var origin = Keys(NatsDomainUsers.Origin);
+        var target = Keys(NatsDomainUsers.Target);
+        var sender = Bridge(origin, target, await StoreAsync(), Link(origin.User), new RecordingBus());
+        var targetStore = await StoreAsync();
+        using var stop1 = new CancellationTokenSource();
+        var bus1 = new RecordingBus();
+        var replica1 = Bridge(target, origin, new StoppedWhileMarkingSeen(targetStore, stop1), Link(target.User), bus1);
+        var run1 = replica1.RunAsync(TimeSpan.FromMilliseconds(250), stop1.Token);
+        await StreamCreatedAsync(target.User.Domain);
+
+        await sender.RelayAsync(new DomainHeartbeat(origin.User.Domain, 1, DateTimeOffset.UtcNow, 1, 1, 1, ""), "hb-1", CancellationToken.None);
+        await run1.ContinueWith(_ => { }, TaskScheduler.Default); // stopped while marking the heartbeat seen
+
+        // The other replica gets JetStream's redelivery (after AckWait) and must hand it over, not drop it as a replay.
+        var bus2 = new RecordingBus();
+        var replica2 = Bridge(target, origin, targetStore, Link(target.User), bus2);
+        using var stop2 = new CancellationTokenSource();
+        var run2 = replica2.RunAsync(TimeSpan.FromMilliseconds(250), stop2.Token);
+        // Either the stopped replica handed it over before stopping (then the redelivery is a replay), or the other one does.
+        await EventuallyAsync(() => (bus1.Delivered.Count == 1 && replica2.Counters.Dropped(DropReason.Replayed) == 1) || bus2.Delivered.Count == 1,
+            "the heartbeat on one replica's bus");
+        Assert.Equal(1, bus1.Delivered.Count + bus2.Delivered.Count);
+        stop2.Cancel();
+        await run2.ContinueWith(_ => { }, TaskScheduler.Default);
+    }
+
+    [Fact(Timeout = 120_000)]
     public async Task Envelopes_cross_jetstream_in_order_and_a_receiver_replica_killed_mid_stream_loses_nothing()
     {
         var origin = Keys(NatsDomainUsers.Origin);
@@ -159,6 +334,11 @@ public sealed class NatsBridgeTests(NatsFixture nats, PostgresFixture postgres) 
         using var stop2 = new CancellationTokenSource();
         var run1 = replica1.RunAsync(TimeSpan.FromMilliseconds(500), stop1.Token);
         var run2 = replica2.RunAsync(TimeSpan.FromMilliseconds(500), stop2.Token);
+        // The sender's pump runs as in a Sync worker, and the first heartbeat waits for the target's stream: before it
+        // exists a publish is refused, and only the pump would publish it again.
+        using var stopSender = new CancellationTokenSource();
+        var runSender = sender.RunAsync(TimeSpan.FromMilliseconds(500), stopSender.Token);
+        await StreamCreatedAsync(target.User.Domain);
         const int count = 60;
 
         for (var i = 1; i <= count; i++)
@@ -177,10 +357,11 @@ public sealed class NatsBridgeTests(NatsFixture nats, PostgresFixture postgres) 
         Assert.Equal(0, replica1.Counters.Dropped(DropReason.SignatureInvalid) + replica2.Counters.Dropped(DropReason.SignatureInvalid));
         Assert.True(bus2.Delivered.Count > 0, "the surviving replica took over");
         stop2.Cancel();
-        await Task.WhenAll(run1, run2).ContinueWith(_ => { }, TaskScheduler.Default);
+        stopSender.Cancel();
+        await Task.WhenAll(run1, run2, runSender).ContinueWith(_ => { }, TaskScheduler.Default);
     }
 
-    [Fact(Timeout = 180_000, Skip = "Known failure, issue 17 open: after the sender's link is cut for 10 s, the envelopes kept in its outbound log are not delivered within 60 s of the link's return (fails on every run of the merged tree; cause not found yet)")]
+    [Fact(Timeout = 180_000)]
     public async Task After_nats_is_unreachable_for_10_seconds_messages_within_their_ttl_arrive_once_and_expired_ones_never()
     {
         var origin = Keys(NatsDomainUsers.Origin);
@@ -197,6 +378,7 @@ public sealed class NatsBridgeTests(NatsFixture nats, PostgresFixture postgres) 
         using var stop = new CancellationTokenSource();
         var loops = Task.WhenAll(sender.RunAsync(TimeSpan.FromMilliseconds(250), stop.Token), receiver.RunAsync(TimeSpan.FromMilliseconds(250), stop.Token));
         PolicySynced Ack(long epoch) => new(origin.User.Domain, origin.User.Domain, PolicyScope.Domain, epoch, "sha256:x", DateTimeOffset.UtcNow);
+        await StreamCreatedAsync(target.User.Domain);
         await sender.RelayAsync(Ack(1), "ack-1", CancellationToken.None);
         await EventuallyAsync(() => bus.Delivered.Count == 1, "the acknowledgement sent before the outage");
 

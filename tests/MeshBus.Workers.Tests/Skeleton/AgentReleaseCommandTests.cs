@@ -63,4 +63,18 @@ public sealed class AgentReleaseCommandTests : IDisposable
         Assert.Equal(2, noSubject.Code);
         Assert.Contains("SUBJECT", noSubject.Err, StringComparison.Ordinal);
     }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Release_with_an_unreachable_broker_ends_with_one_line_and_exit_1_within_its_bound()
+    {
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var (code, output, err) = await RunAsync("agent", "release", Domain + "/agents/deployer", "--domain-dir", _dir,
+            "--quarantined-at", "2026-12-06T01:02:03.456Z", "--rabbitmq", "amqp://u:p@127.0.0.1:1/");
+
+        Assert.Equal(1, code);
+        Assert.Empty(output);
+        Assert.StartsWith("meshbus agent release: error: the broker amqp://127.0.0.1:1/ did not confirm the release", err, StringComparison.Ordinal);
+        Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.True(watch.Elapsed < MeshBus.Cli.Commands.Halt.HaltCommand.BrokerTimeout + TimeSpan.FromSeconds(15), watch.Elapsed.ToString());
+    }
 }

@@ -65,6 +65,26 @@ public sealed class HaltCommand : CliCommand
 
         var halt = Create(domain, chosen[0].Scope, chosen[0].Value!, detail, DateTimeOffset.UtcNow);
         var broker = Broker(rabbit, env);
+        if (!await PublishBoundedAsync(broker, halt, "halt", "the halt", console, cancellationToken))
+        {
+            return 1;
+        }
+
+        console.Out.WriteLine($"halt {halt.HaltId} published on {domain}: {halt.Scope} {halt.Subject} ({detail})");
+        return 0;
+    }
+
+    /// <summary>How long the command waits for the broker to accept and confirm the halt.</summary>
+    public static TimeSpan BrokerTimeout { get; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// Publishes <paramref name="message"/> on the broker with publisher confirmation, within <see cref="BrokerTimeout"/>:
+    /// MassTransit keeps retrying a broker it cannot reach, so the whole attempt is bounded and an operator gets one line
+    /// (<c>meshbus COMMAND: error: ...</c>) instead of a hang. False when it was not confirmed.
+    /// </summary>
+    internal static async Task<bool> PublishBoundedAsync<T>(MeshBus.Hosting.RabbitMqTransportOptions broker, T message, string command, string what, CliConsole console, CancellationToken cancellationToken)
+        where T : class
+    {
         var bus = Bus.Factory.CreateUsingRabbitMq(cfg =>
         {
             cfg.Host(broker.Host, broker.Port, broker.VirtualHost, h =>
@@ -74,18 +94,18 @@ public sealed class HaltCommand : CliCommand
                 h.PublisherConfirmation = true;
             });
         });
-        // MassTransit keeps retrying a broker it cannot reach: bound the whole attempt so an operator gets an answer.
         using var bound = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         bound.CancelAfter(BrokerTimeout);
         try
         {
             await bus.StartAsync(bound.Token);
-            await bus.Publish(halt, bound.Token);
+            await bus.Publish(message, bound.Token);
+            return true;
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested && (bound.IsCancellationRequested || e is MassTransit.RabbitMqConnectionException))
         {
-            console.Error.WriteLine($"meshbus halt: error: the broker amqp://{broker.Host}:{broker.Port}{broker.VirtualHost} did not confirm the halt within {BrokerTimeout.TotalSeconds:0} s; it may not have been published: {e.Message}");
-            return 1;
+            console.Error.WriteLine($"meshbus {command}: error: the broker amqp://{broker.Host}:{broker.Port}{broker.VirtualHost} did not confirm {what} within {BrokerTimeout.TotalSeconds:0} s; it may not have been published: {e.Message.ReplaceLineEndings(" ")}");
+            return false;
         }
         finally
         {
@@ -98,13 +118,7 @@ public sealed class HaltCommand : CliCommand
             {
             }
         }
-
-        console.Out.WriteLine($"halt {halt.HaltId} published on {domain}: {halt.Scope} {halt.Subject} ({detail})");
-        return 0;
     }
-
-    /// <summary>How long the command waits for the broker to accept and confirm the halt.</summary>
-    public static TimeSpan BrokerTimeout { get; } = TimeSpan.FromSeconds(15);
 
     /// <summary>The broker from <c>--rabbitmq</c> or the workers' environment (<c>RabbitMqTransport__*</c>).</summary>
     internal static MeshBus.Hosting.RabbitMqTransportOptions Broker(string? uri, IConfiguration env)
