@@ -118,7 +118,8 @@ public sealed class RelayTable
     /// The cross-domain intent path (DESIGN.md §3): the origin's endorsement to the target; the target's grants,
     /// renewals, denials and halts back to the origin, the agent's reports of the execution to the target; both
     /// domains' heartbeats to every peer (Authorize's freshness check needs them). Governance sync (issue 18): policy
-    /// acknowledgements to every peer (they move the peers' watchdogs), and a lapse or restoration of trust in a peer to
+    /// acknowledgements and key sets to every peer (they move the peers' watchdogs; a key set is accepted there only
+    /// under the pinned root), and a lapse or restoration of trust in a peer to
     /// that peer, whose Sync then halts its own executions involving this domain.
     /// </summary>
     public static RelayTable Default { get; } = new([
@@ -133,6 +134,7 @@ public sealed class RelayTable
         RelayRoute.For<ExecutionHalted>(DecisionTimeToLive, RelayDestination.IntentPeer, m => m.Domain, intentId: m => m.IntentId),
         RelayRoute.For<DomainHeartbeat>(HeartbeatTimeToLive, RelayDestination.AllPeers, m => m.Domain),
         RelayRoute.For<PolicySynced>(GovernanceTimeToLive, RelayDestination.AllPeers, m => m.Domain),
+        RelayRoute.For<KeySetPublished>(GovernanceTimeToLive, RelayDestination.AllPeers, m => m.Domain),
         RelayRoute.For<TrustLapsed>(GovernanceTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => m.Scope == GovernanceScope.Peer ? m.Subject : null),
         RelayRoute.For<TrustRestored>(GovernanceTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => m.Scope == GovernanceScope.Peer ? m.Subject : null),
         // Witnessing (DESIGN.md §7): a log's cosign request to the one witness it names; the witness's answer to the log.

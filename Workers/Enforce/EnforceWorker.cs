@@ -45,6 +45,7 @@ public sealed class EnforceWorker : IMeshBusWorker
         _store ??= MeshBusStorage.SqlStore(configuration, "enforce.db");
         services.TryAddSingleton<ExecutionReportVerifier>();
         services.TryAddSingleton<HaltSigner>();
+        services.TryAddSingleton(sp => EnforceGovernanceVerifier.FromDirectory(sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.ResolvedKeyDirectory));
     }
 
     /// <inheritdoc />
@@ -54,6 +55,7 @@ public sealed class EnforceWorker : IMeshBusWorker
         bus.AddSagaStateMachine<IntentLifecycleStateMachine, IntentLifecycleState, IntentLifecycleSagaDefinition>()
             .SqlRepository(store);
         bus.AddConsumer<HaltExecutionConsumer, HaltExecutionConsumerDefinition>();
+        bus.AddConsumer<PolicyReevaluationConsumer, PolicyReevaluationConsumerDefinition>();
         bus.AddConsumer<ReportIngressConsumer, ReportIngressConsumerDefinition>();
     }
 }

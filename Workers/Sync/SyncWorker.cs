@@ -16,7 +16,9 @@ namespace MeshBus.Workers.Sync;
 /// <c>PolicyPublished</c>, <c>PolicySynced</c>) and announces the applied governance (<see cref="DomainHeartbeatPublisher"/>:
 /// <c>DomainHeartbeat</c>). With <c>Federation:Link</c> set it also hosts the federation bridge
 /// (<see cref="FederationBridgeWorker"/>). Layer 2 towards peers: their verified heartbeats and acknowledgements are
-/// recorded in the per-peer sync state (<see cref="PeerGovernanceConsumer"/>, read by Authorize) and watched by one
+/// recorded in the per-peer sync state (<see cref="PeerGovernanceConsumer"/>, read by Authorize), their key sets
+/// accepted under their pinned roots (<see cref="PeerKeySetConsumer"/>; this domain's own goes out with
+/// <see cref="KeySetPublisher"/>), and watched by one
 /// sync watchdog saga per peer (<see cref="PeerWatchdogStateMachine"/>), stored durably with its deadlines on the
 /// domain's scheduler.
 /// </summary>
@@ -50,6 +52,7 @@ public sealed class SyncWorker : IMeshBusWorker
             sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.ResolvedKeyDirectory, sp.GetRequiredService<TimeProvider>()));
         services.AddHostedService<PolicyDistributor>();
         services.AddHostedService<DomainHeartbeatPublisher>();
+        services.AddHostedService<KeySetPublisher>();
         services.TryAddPeerSyncStore();
         services.TryAddSingleton(sp =>
         {
@@ -77,6 +80,7 @@ public sealed class SyncWorker : IMeshBusWorker
         var sagas = _sagas ?? throw new InvalidOperationException("SyncWorker.ConfigureServices must run before ConfigureBus");
         bus.AddConsumer<PeerGovernanceConsumer, PeerGovernanceConsumerDefinition>();
         bus.AddConsumer<PeerLapseConsumer, PeerLapseConsumerDefinition>();
+        bus.AddConsumer<PeerKeySetConsumer, PeerKeySetConsumerDefinition>();
         bus.AddSagaStateMachine<PeerWatchdogStateMachine, PeerWatchdogState, PeerWatchdogSagaDefinition>().SqlRepository(sagas);
         if (_bridgeEnabled)
         {

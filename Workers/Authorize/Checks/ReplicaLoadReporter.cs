@@ -1,4 +1,5 @@
 using MeshBus.Persistence;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -11,14 +12,21 @@ namespace MeshBus.Workers.Authorize.Checks;
 /// <see cref="AuthorizeOptions.ReplicaReportSeconds"/> (which is also how Sync tells a live replica from a stopped one).
 /// Sync sends the domain's <c>PolicySynced</c> only when every live replica has loaded the epoch.
 /// </summary>
-public sealed class ReplicaLoadReporter(IReplicaLoadStore store, ILoadedGovernance loaded, IOptions<AuthorizeOptions> options, TimeProvider clock,
+/// <remarks>
+/// What the replica loaded is resolved on each report, not at start: a replica without keys still starts (and says it
+/// is not ready, <see cref="GrantKeyHealthCheck"/>); it reports nothing, so no acknowledgement counts on it.
+/// </remarks>
+public sealed class ReplicaLoadReporter(IReplicaLoadStore store, IServiceProvider services, IOptions<AuthorizeOptions> options, TimeProvider clock,
     ILogger<ReplicaLoadReporter> logger) : BackgroundService
 {
+    private string? _lastProblem;
+
     /// <summary>This replica's id: one per process start.</summary>
     public string ReplicaId { get; } = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid():N}";
 
     /// <summary>Reports now.</summary>
-    public Task ReportAsync(CancellationToken cancellationToken) => store.ReportAsync(ReplicaId, clock.GetUtcNow(), loaded.DomainPolicyEpoch, cancellationToken);
+    public Task ReportAsync(CancellationToken cancellationToken) =>
+        store.ReportAsync(ReplicaId, clock.GetUtcNow(), services.GetRequiredService<ILoadedGovernance>().DomainPolicyEpoch, cancellationToken);
 
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -29,11 +37,17 @@ public sealed class ReplicaLoadReporter(IReplicaLoadStore store, ILoadedGovernan
             try
             {
                 await ReportAsync(stoppingToken);
+                _lastProblem = null;
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                // Not reported: Sync withholds the acknowledgement (fails closed) until a report gets through.
-                logger.LogWarning(e, "Reporting the loaded policy epoch failed; retrying on the next interval");
+                // Not reported: Sync withholds the acknowledgement (fails closed) until a report gets through. Logged
+                // once per distinct problem, not every interval.
+                if (e.Message != _lastProblem)
+                {
+                    _lastProblem = e.Message;
+                    logger.LogWarning("Reporting the loaded policy epoch failed; retrying every interval: {Reason}", e.Message);
+                }
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken));

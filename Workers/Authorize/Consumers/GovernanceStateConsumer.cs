@@ -15,9 +15,31 @@ namespace MeshBus.Workers.Authorize.Consumers;
 /// (<see cref="MalformedMessageException"/>, never retried) with the reason, never reaching the sync view.
 /// </summary>
 public sealed class GovernanceStateConsumer(ISyncState sync, IPolicyBundles bundles, GovernanceVerifier verifier, TimeProvider time, IOptions<MeshBusOptions> mesh,
-    ReplicaLoadReporter reporter)
-    : IConsumer<DomainHeartbeat>, IConsumer<PolicySynced>, IConsumer<PolicyPublished>
+    ReplicaLoadReporter reporter, AuthorizeKeys keys)
+    : IConsumer<DomainHeartbeat>, IConsumer<PolicySynced>, IConsumer<PolicyPublished>, IConsumer<KeySetPublished>
 {
+    /// <summary>
+    /// A peer's key set: accepted into this replica's trust config only under the root pinned for the peer; a higher
+    /// sequence replaces the lower, so a key it revokes is refused from the next verification on. An older one is ignored
+    /// (Sync judges whether it contradicts the accepted one); anything else goes to the error queue with the reason.
+    /// </summary>
+    public Task Consume(ConsumeContext<KeySetPublished> context)
+    {
+        var m = context.Message;
+        if (m.Domain == mesh.Value.Domain || keys.Resolver is not TrustConfig trust)
+        {
+            return Task.CompletedTask;
+        }
+
+        var accepted = trust.AcceptKeySet(m.KeySet, time.GetUtcNow());
+        if (!accepted.IsValid && accepted.Reason != GovernanceReason.ReplayDetected)
+        {
+            throw new MalformedMessageException(typeof(KeySetPublished), [$"key set {m.Sequence} of {m.Domain} refused ({accepted.Reason}): {accepted.Detail}"]);
+        }
+
+        return Task.CompletedTask;
+    }
+
     /// <summary>
     /// Every replica loads every version of the domain, egress and federation policies (a refused bundle faults to the
     /// error queue), then reports what it loaded (<see cref="ReplicaLoadReporter"/>) so Sync can acknowledge the epoch.

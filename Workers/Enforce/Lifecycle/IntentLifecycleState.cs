@@ -70,6 +70,12 @@ public sealed class IntentLifecycleState : SagaStateMachineInstance, ISagaVersio
     /// <summary>The highest renewal asked of Authorize.</summary>
     public int RenewalRequested { get; set; }
 
+    /// <summary>
+    /// The highest epoch of this domain's policy the execution was decided or re-evaluated under (from the grant's
+    /// <c>policies</c> claim, then each re-evaluation asked); a newly applied epoch above it re-evaluates the execution.
+    /// </summary>
+    public long PolicyEpoch { get; set; }
+
     /// <summary>The highest heartbeat sequence seen.</summary>
     public long LastHeartbeatSequence { get; set; }
 

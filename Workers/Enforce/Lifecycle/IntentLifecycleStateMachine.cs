@@ -47,6 +47,11 @@ public sealed class IntentLifecycleStateMachine : MassTransitStateMachine<Intent
         // quarantined for work it finished.
         Event(() => ExecutionCompletedEvent, e => e.CorrelateById(m => m.Message.IntentId));
         Event(() => ExecutionHaltedEvent, e => e.CorrelateById(m => m.Message.IntentId));
+        Event(() => ReevaluationRequestedEvent, e =>
+        {
+            e.CorrelateById(m => m.Message.IntentId);
+            e.OnMissingInstance(m => m.Discard());
+        });
         Event(() => HaltRequestedEvent, e =>
         {
             e.CorrelateById(m => m.Message.IntentId);
@@ -170,6 +175,19 @@ public sealed class IntentLifecycleStateMachine : MassTransitStateMachine<Intent
                 .Publish(c => OwnHalt(c.Saga, GovernanceReason.LeaseExpired, "lease expired without a renewal"))
                 .TransitionTo(Expired));
 
+        // A newly applied epoch of this domain's policy re-evaluates every live execution it governs (those this domain
+        // decided): a renewal numbered above any asked so far, so Authorize decides it afresh under the new epoch (a
+        // number it already decided would give back the old decision). A denial comes back as GrantDenied(PolicyRevoked)
+        // and halts the execution like any refused renewal; the re-evaluation's decision is recorded by Authorize.
+        During(Granted, Executing,
+            When(ReevaluationRequestedEvent, c => c.Saga.TargetDomain == _domain && c.Message.Epoch > c.Saga.PolicyEpoch)
+                .Then(c =>
+                {
+                    c.Saga.PolicyEpoch = c.Message.Epoch;
+                    c.Saga.RenewalRequested = Math.Max(c.Saga.RenewalRequested, c.Saga.Renewal) + 1;
+                })
+                .Publish(c => new EvaluateIntent(c.Saga.CorrelationId, _domain, EvaluationKind.Reevaluation, c.Saga.RenewalRequested, _clock.GetUtcNow())));
+
         During(Executing,
             When(ExecutionHeartbeatEvent)
                 .Then(c => ApplyHeartbeat(c.Saga, c.Message))
@@ -280,6 +298,9 @@ public sealed class IntentLifecycleStateMachine : MassTransitStateMachine<Intent
     /// <summary>A halt reached this execution.</summary>
     public Event<ExecutionHaltRequested> HaltRequestedEvent { get; } = null!;
 
+    /// <summary>A new epoch of this domain's policy was applied.</summary>
+    public Event<ExecutionReevaluationRequested> ReevaluationRequestedEvent { get; } = null!;
+
     /// <summary>No decision in time.</summary>
     public Schedule<IntentLifecycleState, DecisionOverdue> DecisionTimeout { get; } = null!;
 
@@ -323,6 +344,7 @@ public sealed class IntentLifecycleStateMachine : MassTransitStateMachine<Intent
         }
 
         ApplyLease(saga, grant.Grant, grant.ExpiresAt, grant.LineageIndex);
+        saga.PolicyEpoch = Math.Max(saga.PolicyEpoch, JwsPeek.DomainPolicyEpoch(grant.Grant, saga.TargetDomain) ?? 0);
     }
 
     private void ApplyRenewal(IntentLifecycleState saga, GrantRenewed renewed)

@@ -32,6 +32,28 @@ internal static class JwsPeek
             ? x.GetString()
             : null;
 
+    /// <summary>The epoch of <paramref name="domain"/>'s domain-scope policy the grant was decided under (its <c>policies</c> claim), when present.</summary>
+    public static long? DomainPolicyEpoch(string? jws, string domain)
+    {
+        if (Part(jws, 1) is not { } p || !p.TryGetProperty("policies", out var policies) || policies.ValueKind != JsonValueKind.Array)
+        {
+            return null;
+        }
+
+        foreach (var policy in policies.EnumerateArray())
+        {
+            if (policy.ValueKind == JsonValueKind.Object
+                && policy.TryGetProperty("domain", out var d) && d.ValueKind == JsonValueKind.String && d.GetString() == domain
+                && policy.TryGetProperty("scope", out var s) && s.ValueKind == JsonValueKind.String && s.GetString() == "domain"
+                && policy.TryGetProperty("epoch", out var e) && e.TryGetInt64(out var epoch))
+            {
+                return epoch;
+            }
+        }
+
+        return null;
+    }
+
     private static JsonElement? Part(string? jws, int index)
     {
         var parts = jws?.Split('.');

@@ -22,3 +22,8 @@ public sealed record HeartbeatOverdue(Guid IntentId);
 /// <summary>Scheduled: the agent did not acknowledge a halt in time.</summary>
 /// <param name="IntentId">The intent.</param>
 public sealed record HaltAcknowledgementOverdue(Guid IntentId);
+
+/// <summary>Enforce-internal: this domain applied (and every Authorize replica loaded) a new epoch of its policy; re-evaluate the execution.</summary>
+/// <param name="IntentId">The execution.</param>
+/// <param name="Epoch">The newly applied domain-policy epoch.</param>
+public sealed record ExecutionReevaluationRequested(Guid IntentId, long Epoch);

@@ -8,15 +8,16 @@ using Microsoft.Extensions.Options;
 namespace MeshBus.Workers.Sync.Watchdog;
 
 /// <summary>The peers Sync listens to and how it verifies what they sign (the trust config's pinned roots and accepted key sets).</summary>
+/// <param name="Trust">The trust config: pinned roots, accepted peer key sets (updated as newer ones arrive).</param>
 /// <param name="Verifier">Verifies heartbeats and acknowledgements by the stating domain's envelope key.</param>
 /// <param name="Peers">The pinned peer domains (never this domain).</param>
-public sealed record SyncPeers(GovernanceVerifier Verifier, IReadOnlyCollection<string> Peers)
+public sealed record SyncPeers(TrustConfig Trust, GovernanceVerifier Verifier, IReadOnlyCollection<string> Peers)
 {
     /// <summary>The peers of the trust config in <paramref name="trust"/> for <paramref name="self"/>.</summary>
     public static SyncPeers From(TrustConfig trust, string self)
     {
         ArgumentNullException.ThrowIfNull(trust);
-        return new SyncPeers(new GovernanceVerifier(trust, trust.PinnedRoots), trust.PinnedRoots.Keys.Where(d => d != self).ToList());
+        return new SyncPeers(trust, new GovernanceVerifier(trust, trust.PinnedRoots), trust.PinnedRoots.Keys.Where(d => d != self).ToList());
     }
 }
 

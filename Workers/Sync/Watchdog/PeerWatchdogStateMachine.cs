@@ -12,8 +12,8 @@ namespace MeshBus.Workers.Sync.Watchdog;
 /// when the deadline passes, it publishes <see cref="TrustLapsed"/> (<see cref="GovernanceReason.SyncStalled"/>) once and
 /// one <see cref="HaltExecution"/> scoped to the peer, which Enforce fans out to every running execution involving the
 /// peer, and marks the peer lapsed in the per-peer sync state (Authorize refuses it until restored). A validly signed
-/// contradiction (<see cref="PeerSyncContradicted"/>) lapses trust the same way with its own reason. The next good
-/// statement brings <see cref="TrustRestored"/>; nothing halted is resumed. The deadline is a scheduled message: on
+/// contradiction (<see cref="PeerSyncContradicted"/>) lapses trust the same way with its own reason, and stays lapsed.
+/// After a stall, the next good statement brings <see cref="TrustRestored"/>; nothing halted is resumed. The deadline is a scheduled message: on
 /// Quartz with the domain's database in a fleet, so it survives a Sync restart, and the saga's optimistic concurrency
 /// makes exactly one replica apply it.
 /// </summary>
@@ -78,8 +78,10 @@ public sealed class PeerWatchdogStateMachine : MassTransitStateMachine<PeerWatch
                 .TransitionTo(Lapsed));
 
         During(Lapsed,
-            // Only a statement signed after the lapse restores: a late copy of an old heartbeat proves nothing new.
-            When(Progressed, c => c.Saga.LastSignedAt is not { } last || c.Message.SignedAt > last)
+            // Only a stall is repaired by the peer speaking again, and only by a statement signed after the lapse (a late
+            // copy of an old heartbeat proves nothing new). A contradiction the peer signed stays: it is evidence, and
+            // an operator clears it after looking at it (docs/operations.md).
+            When(Progressed, c => c.Saga.LapseReason == GovernanceReason.SyncStalled && (c.Saga.LastSignedAt is not { } last || c.Message.SignedAt > last))
                 .Then(c => Advance(c.Saga, c.Message))
                 .ThenAsync(c => store.SetLapseAsync(c.Saga.Peer, null, "", c.CancellationToken))
                 .Publish(c => new TrustRestored(_domain, GovernanceScope.Peer, c.Saga.Peer, _clock.GetUtcNow()))

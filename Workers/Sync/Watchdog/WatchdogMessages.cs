@@ -33,6 +33,13 @@ public static class PeerWatchdog
         return new Guid(hash.AsSpan(0, 16));
     }
 
+    /// <summary>The id of the halt of executions relying on <paramref name="keyId"/> of <paramref name="peer"/> (one per revoked key).</summary>
+    public static Guid KeyHaltIdOf(string peer, string keyId)
+    {
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes($"meshbus-key-halt/v1\n{peer}\n{keyId}"));
+        return new Guid(hash.AsSpan(0, 16));
+    }
+
     /// <summary>The id of the <paramref name="lapse"/>-th scoped halt of the peer (a redelivered lapse orders the same halt).</summary>
     public static Guid HaltIdOf(string peer, int lapse)
     {

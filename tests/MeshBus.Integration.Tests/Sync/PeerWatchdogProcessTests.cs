@@ -22,7 +22,8 @@ namespace MeshBus.Integration.Tests.Sync;
 [Trait("Category", "Integration")]
 public sealed class PeerWatchdogProcessTests(RabbitMqFixture rabbit, PostgresFixture postgres, ITestOutputHelper output) : IAsyncLifetime
 {
-    private static readonly TimeSpan StallAfter = TimeSpan.FromSeconds(10);
+    // Long enough for a replica to be killed and restarted on a loaded machine before the deadline.
+    private static readonly TimeSpan StallAfter = TimeSpan.FromSeconds(30);
     private readonly WorkerRun _run = new(rabbit.AmqpUri, "watchdog", output);
     private string _database = "";
 

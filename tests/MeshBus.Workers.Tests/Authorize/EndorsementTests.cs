@@ -118,6 +118,44 @@ public sealed class EndorsementTests
     }
 
     [Fact]
+    public async Task A_credential_key_revoked_by_the_origins_key_set_stops_the_targets_grants_on_receipt()
+    {
+        var (x, agent) = await ReadyAsync();
+        await using var _ = x;
+        var after = agent.Intent(Now(x.Origin), target: T);
+        var second = await EndorseAsync(x, after);
+
+        // O revokes its credential key: its root signs key set 2, which reaches T over the bridge.
+        var credentialKey = x.OriginKeys.Signers[KeyUsage.Credential].KeyId;
+        var revoking = x.OriginKeys.KeySet with { Sequence = 2, Revoked = [credentialKey] };
+        var published = new KeySetPublished(TestDomainKeys.Domain, 2, revoking.Sign(x.OriginKeys.Root), Now(x.Target));
+        await x.Target.Bus.Publish(published);
+        await x.Target.EventuallyAsync(() => x.Target.Recorder.ConsumedOf<KeySetPublished>().Any(), "the key set taken by the target");
+        Assert.Null(x.Target.Recorder.ConsumedOf<KeySetPublished>().Single().Fault);
+        await x.HeartbeatAsync(x.Target, TestDomainKeys.Domain, keySetSequence: 2);
+
+        await x.HandOverAsync(second);
+
+        var denied = Assert.IsType<GrantDenied>((await x.TargetAnswersAsync(after.IntentId))[0]);
+        Assert.Contains(credentialKey, denied.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_key_set_of_the_origin_not_signed_by_its_pinned_root_is_refused_by_the_target()
+    {
+        var (x, _) = await ReadyAsync();
+        await using var __ = x;
+        var credentialKey = x.OriginKeys.Signers[KeyUsage.Credential].KeyId;
+        var forged = x.OriginKeys.KeySet with { Sequence = 2, Revoked = [credentialKey] };
+
+        await x.Target.Bus.Publish(new KeySetPublished(TestDomainKeys.Domain, 2, forged.Sign(RootKey.Generate(TestDomainKeys.Domain)), Now(x.Target)));
+
+        await x.Target.EventuallyAsync(() => x.Target.Recorder.ConsumedOf<KeySetPublished>().Any(), "the key set taken by the target");
+        Assert.NotNull(x.Target.Recorder.ConsumedOf<KeySetPublished>().Single().Fault);
+        Assert.Equal(1, x.TargetTrust.PeerKeySets[TestDomainKeys.Domain].Sequence);
+    }
+
+    [Fact]
     public async Task Origin_denies_sync_stale_while_trust_in_the_target_peer_is_lapsed_even_with_a_recent_heartbeat()
     {
         var (x, agent) = await ReadyAsync();

@@ -145,6 +145,13 @@ internal sealed class SkeletonHarness : IAsyncDisposable
         where T : class =>
         _consumed.Faulted.Any(c => c.Endpoint.EndsWith("lineage-recorder", StringComparison.Ordinal) && c.Message is T);
 
+    /// <summary>Waits until the endpoint whose queue name ends with <paramref name="endpoint"/> took a matching <typeparamref name="T"/> (successfully or not).</summary>
+    public Task EndpointConsumedAsync<T>(string endpoint, Func<T, bool> match)
+        where T : class =>
+        EventuallyAsync(
+            () => Task.FromResult(_consumed.Taken.Any(c => c.Endpoint.EndsWith(endpoint, StringComparison.Ordinal) && c.Message is T m && match(m))),
+            taken => taken, $"{endpoint} to take the {typeof(T).Name}");
+
     public Task<IntentLifecycleState?> SagaAsync(Guid intentId) =>
         _provider.GetRequiredService<ISagaStateReader>().LoadAsync<IntentLifecycleState>(intentId);
 

@@ -58,7 +58,7 @@ public sealed class PeerWatchdogTests : IAsyncLifetime
 
         await _sync.DeliverAsync(forged);
 
-        var (_, fault) = Assert.Single(_sync.Consumed, c => c.Message is DomainHeartbeat { Domain: SyncHarness.Peer });
+        var (_, _, fault) = Assert.Single(_sync.SyncConsumed, c => c.Message is DomainHeartbeat { Domain: SyncHarness.Peer });
         Assert.NotNull(fault);
         Assert.Contains("refused", fault.Message, StringComparison.Ordinal);
         Assert.Null(await _sync.Store.GetAsync(SyncHarness.Peer, default));
@@ -70,7 +70,7 @@ public sealed class PeerWatchdogTests : IAsyncLifetime
     {
         await _sync.DeliverAsync(_sync.PeerHeartbeat(sentAt: _clock.GetUtcNow().AddMinutes(5)));
 
-        Assert.NotNull(Assert.Single(_sync.Consumed, c => c.Message is DomainHeartbeat { Domain: SyncHarness.Peer }).Fault);
+        Assert.NotNull(Assert.Single(_sync.SyncConsumed, c => c.Message is DomainHeartbeat { Domain: SyncHarness.Peer }).Fault);
         Assert.Null(await _sync.Store.GetAsync(SyncHarness.Peer, default));
     }
 
@@ -103,6 +103,9 @@ public sealed class PeerWatchdogTests : IAsyncLifetime
         Assert.Equal((GovernanceScope.Peer, SyncHarness.Peer, GovernanceReason.SyncStalled), (halt.Scope, halt.Subject, halt.Reason));
         Assert.Equal("SyncStalled", (await _sync.Store.GetAsync(SyncHarness.Peer, default))!.Lapse);
         Assert.NotNull(lapsed);
+        // Both in the domain's lineage log.
+        await LineageAsync(MeshBus.Workers.Lineage.LineageKeys.Of(lapse));
+        await LineageAsync(MeshBus.Workers.Lineage.LineageKeys.Of(halt));
     }
 
     [Fact(Timeout = 90_000)]
@@ -149,6 +152,7 @@ public sealed class PeerWatchdogTests : IAsyncLifetime
         await _sync.DeliverAsync(next);
 
         var restored = await WaitForAsync<TrustRestored>(1);
+        await LineageAsync(MeshBus.Workers.Lineage.LineageKeys.Of(restored));
         Assert.Equal((GovernanceScope.Peer, SyncHarness.Peer), (restored.Scope, restored.Subject));
         Assert.Null((await _sync.Store.GetAsync(SyncHarness.Peer, default))!.Lapse);
         Assert.Equal("Watching", (await _sync.WatchdogAsync())!.CurrentState);
@@ -172,6 +176,12 @@ public sealed class PeerWatchdogTests : IAsyncLifetime
         var lapse = await WaitForAsync<TrustLapsed>(1);
         Assert.Equal(GovernanceReason.GovernanceInconsistent, lapse.Reason);
         Assert.Equal(GovernanceReason.GovernanceInconsistent, Assert.Single(_sync.PublishedOf<HaltExecution>()).Reason);
+        Assert.Equal("GovernanceInconsistent", (await _sync.Store.GetAsync(SyncHarness.Peer, default))!.Lapse);
+
+        // A contradiction is evidence, not a stall: a later heartbeat that agrees again does not restore trust by itself.
+        await _sync.AdvanceAsync(TimeSpan.FromSeconds(5));
+        await _sync.DeliverAsync(_sync.PeerHeartbeat(domainEpoch: 5));
+        Assert.Empty(_sync.PublishedOf<TrustRestored>());
         Assert.Equal("GovernanceInconsistent", (await _sync.Store.GetAsync(SyncHarness.Peer, default))!.Lapse);
     }
 
@@ -211,6 +221,9 @@ public sealed class PeerWatchdogTests : IAsyncLifetime
 
         Assert.Empty(_sync.PublishedOf<HaltExecution>());
     }
+
+    private Task LineageAsync(string key) =>
+        Skeleton.SkeletonHarness.EventuallyAsync(() => _sync.Lineage.GetByKeyAsync(key), r => r is not null, "lineage key " + key);
 
     private async Task<T> WaitForAsync<T>(int count)
     {

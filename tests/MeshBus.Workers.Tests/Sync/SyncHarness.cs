@@ -47,11 +47,19 @@ internal sealed class SyncHarness : IAsyncDisposable
 
     public IPeerSyncStore Store => _provider.GetRequiredService<IPeerSyncStore>();
 
+    public MeshBus.Ledger.ILineageLog Lineage => _provider.GetRequiredService<MeshBus.Ledger.ILineageLog>();
+
+    /// <summary>The peers as Sync knows them (its trust config, updated by accepted key sets).</summary>
+    public SyncPeers Peers => _provider.GetRequiredService<SyncPeers>();
+
     /// <summary>What this harness's bus published (the Sync worker's own messages included).</summary>
     public ConcurrentQueue<object> Published { get; } = new();
 
-    /// <summary>What the endpoints took, successfully or not (with the fault).</summary>
-    public ConcurrentQueue<(object Message, Exception? Fault)> Consumed { get; } = new();
+    /// <summary>What the endpoints took, successfully or not (with the fault), by endpoint (queue name).</summary>
+    public ConcurrentQueue<(string Endpoint, object Message, Exception? Fault)> Consumed { get; } = new();
+
+    /// <summary>What Sync's endpoints took (the Lineage worker beside it takes many of the same messages).</summary>
+    public IEnumerable<(string Endpoint, object Message, Exception? Fault)> SyncConsumed => Consumed.Where(c => c.Endpoint.StartsWith("sync-", StringComparison.Ordinal));
 
     public static async Task<SyncHarness> StartAsync(string dataDirectory, FakeTimeProvider clock, FederatedDomain peer, TimeSpan stallAfter)
     {
@@ -80,7 +88,8 @@ internal sealed class SyncHarness : IAsyncDisposable
         services.AddSingleton<TimeProvider>(clock);
         services.AddSingleton(SyncPeers.From(pinned, Domain));
         var sagas = new SqlStoreOptions { Provider = StorageProvider.Sqlite, ConnectionString = $"Data Source={Path.Combine(dataDirectory, SyncWorker.SagaSqliteFile)}" };
-        services.AddMeshBus(configuration, [new SyncWorker(sagas)]);
+        // With the Lineage worker beside it, as a domain runs them: what the watchdog says lands in the domain's log.
+        services.AddMeshBus(configuration, [new SyncWorker(sagas), new MeshBus.Workers.Lineage.LineageWorker()]);
         services.Configure<MassTransitHostOptions>(o => o.WaitUntilStarted = true);
         var provider = services.BuildServiceProvider();
         var harness = new SyncHarness(provider, clock, peer);
@@ -171,7 +180,7 @@ internal sealed class SyncHarness : IAsyncDisposable
             where T : class => Task.CompletedTask;
     }
 
-    private sealed class ConsumeRecorder(ConcurrentQueue<(object, Exception?)> consumed) : IConsumeObserver
+    private sealed class ConsumeRecorder(ConcurrentQueue<(string, object, Exception?)> consumed) : IConsumeObserver
     {
         public Task PreConsume<T>(ConsumeContext<T> context)
             where T : class => Task.CompletedTask;
@@ -179,15 +188,17 @@ internal sealed class SyncHarness : IAsyncDisposable
         public Task PostConsume<T>(ConsumeContext<T> context)
             where T : class
         {
-            consumed.Enqueue((context.Message, null));
+            consumed.Enqueue((Endpoint(context), context.Message, null));
             return Task.CompletedTask;
         }
 
         public Task ConsumeFault<T>(ConsumeContext<T> context, Exception exception)
             where T : class
         {
-            consumed.Enqueue((context.Message, exception));
+            consumed.Enqueue((Endpoint(context), context.Message, exception));
             return Task.CompletedTask;
         }
+
+        private static string Endpoint(ConsumeContext context) => context.ReceiveContext.InputAddress?.AbsolutePath.Split('/').LastOrDefault() ?? "";
     }
 }
