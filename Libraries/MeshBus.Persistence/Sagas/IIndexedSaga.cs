@@ -30,6 +30,14 @@ public interface ISagaStateReader
     /// <exception cref="ArgumentException">The saga type was not registered with <c>SqlRepository</c>.</exception>
     Task<TSaga?> LoadAsync<TSaga>(Guid correlationId, CancellationToken cancellationToken = default)
         where TSaga : class, MassTransit.ISaga, MassTransit.ISagaVersion;
+
+    /// <summary>
+    /// How many committed instances of <typeparamref name="TSaga"/> are in each value of its state member
+    /// <paramref name="stateMember"/> (the JSON name, e.g. <c>currentState</c>).
+    /// </summary>
+    /// <exception cref="ArgumentException">The saga type was not registered with <c>SqlRepository</c>, or the member is no plain name.</exception>
+    Task<IReadOnlyDictionary<string, long>> CountByStateAsync<TSaga>(string stateMember, CancellationToken cancellationToken = default)
+        where TSaga : class, MassTransit.ISaga;
 }
 
 /// <summary>The name a saga type is stored under (the <c>saga_type</c> column).</summary>

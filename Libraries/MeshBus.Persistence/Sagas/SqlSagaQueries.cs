@@ -52,6 +52,31 @@ internal sealed class SqlSagaQueries(IEnumerable<SqlSagaBinding> bindings) : ISa
         return saga;
     }
 
+    public async Task<IReadOnlyDictionary<string, long>> CountByStateAsync<TSaga>(string stateMember, CancellationToken cancellationToken = default)
+        where TSaga : class, ISaga
+    {
+        if (string.IsNullOrEmpty(stateMember) || !stateMember.All(char.IsAsciiLetterOrDigit))
+        {
+            throw new ArgumentException($"'{stateMember}' is not a plain JSON member name", nameof(stateMember));
+        }
+
+        var database = Find(_bindings, SagaTypeName.Of<TSaga>());
+        await database.EnsureSchemaAsync(cancellationToken);
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        var state = database.IsSqlite ? $"json_extract(data, '$.{stateMember}')" : $"data->>'{stateMember}'";
+        command.CommandText = $"SELECT {state}, count(*) FROM {database.Options.SagaTable} WHERE saga_type = @type GROUP BY 1";
+        Add(command, "@type", SagaTypeName.Of<TSaga>());
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            counts[reader.IsDBNull(0) ? "" : reader.GetString(0)] = reader.GetInt64(1);
+        }
+
+        return counts;
+    }
+
     internal static SqlDatabase Find(IEnumerable<SqlSagaBinding> bindings, string sagaType) =>
         bindings.LastOrDefault(b => b.SagaType == sagaType)?.Database
         ?? throw new ArgumentException($"Saga type '{sagaType}' is not stored by SqlRepository in this container.", nameof(sagaType));
