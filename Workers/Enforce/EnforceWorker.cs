@@ -46,6 +46,8 @@ public sealed class EnforceWorker : IMeshBusWorker
         services.TryAddSingleton<ExecutionReportVerifier>();
         services.TryAddSingleton<HaltSigner>();
         services.AddHostedService<ExecutionStateGauge>();
+        services.TryAddSingleton<SagaRetentionSweeper>();
+        services.AddHostedService(sp => sp.GetRequiredService<SagaRetentionSweeper>());
     }
 
     /// <inheritdoc />

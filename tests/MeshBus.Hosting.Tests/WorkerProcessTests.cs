@@ -133,6 +133,7 @@ public sealed class WorkerProcessTests
     [InlineData("Sync", "Sync__HeartbeatInterval", "soon")]
     [InlineData("Sync", "Sync__PolicyBundleFile", "/nonexistent/policy.json")]
     [InlineData("Enforce", "RabbitMqTransport__Password_FILE", "/nonexistent/rabbitmq-password")]
+    [InlineData("Enforce", "Enforce__Retention", "00:10:00")]
     public async Task A_badly_formed_setting_ends_the_worker_with_code_2_naming_the_variable(string workerName, string variable, string value)
     {
         using var worker = new WorkerProcess(
