@@ -60,6 +60,9 @@ public sealed record CosignConflict(string Domain, string Origin, long Size, str
 /// <param name="IntentId">The intent.</param>
 public sealed record ProofRequest(Guid RequestId, string Domain, Guid IntentId)
 {
+    /// <summary>The domain asking (the bridge carries the request from it to <c>Domain</c>, and the answer back).</summary>
+    public string? Requester { get; init; }
+
     /// <summary>Version of this message's shape.</summary>
     public int MessageVersion { get; init; } = 1;
 }
@@ -72,6 +75,9 @@ public sealed record ProofRequest(Guid RequestId, string Domain, Guid IntentId)
 /// <param name="Error">Why there is no bundle.</param>
 public sealed record ProofResponse(Guid RequestId, string Domain, Guid IntentId, string? Evidence, string? Error)
 {
+    /// <summary>The domain that asked (<see cref="ProofRequest.Requester"/>): the bridge carries the answer to it.</summary>
+    public string? Requester { get; init; }
+
     /// <summary>Version of this message's shape.</summary>
     public int MessageVersion { get; init; } = 1;
 }

@@ -322,9 +322,14 @@ public sealed class FederationBridge
             return;
         }
 
-        if (!await _store.TryMarkSeenAsync(envelope.From, envelope.Id, envelope.ExpiresAt + _options.Skew, cancellationToken))
+        // Not cancelled by a stopping replica: a stop arriving while the row commits would report it as not written,
+        // the envelope would go unacknowledged, and its redelivery (to this or another replica) would be dropped as a
+        // replay although no bus ever had it. The store's command timeout still bounds the call.
+        if (!await _store.TryMarkSeenAsync(envelope.From, envelope.Id, envelope.ExpiresAt + _options.Skew, CancellationToken.None))
         {
             Drop(DropReason.Replayed, $"envelope {envelope.Id} from {envelope.From} was already received", message.Subject, now);
+            // Seen means delivered: its linkSeq counts as received (else a replica stopped before recording it leaves a hole).
+            await RecordAsync(envelope, now, cancellationToken);
             return;
         }
 

@@ -139,6 +139,9 @@ public sealed class RelayTable
         RelayRoute.For<CosignRequest>(CosignTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => m.Witness),
         RelayRoute.For<CheckpointCosigned>(CosignTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => LogDomain(m.Origin)),
         RelayRoute.For<CosignConflict>(CosignTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => LogDomain(m.Origin)),
+        // Cross-domain evidence: a request to the domain asked, its bundle back to the requester.
+        RelayRoute.For<ProofRequest>(CosignTimeToLive, RelayDestination.NamedDomain, m => m.Requester ?? "", m => m.Domain),
+        RelayRoute.For<ProofResponse>(CosignTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => m.Requester),
     ]);
 
     /// <summary>The domain of a lineage origin (<c>&lt;domain&gt;/lineage</c>), or null for anything else.</summary>

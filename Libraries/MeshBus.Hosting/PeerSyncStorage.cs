@@ -10,16 +10,21 @@ public static class PeerSyncStorage
     /// <summary>The SQLite file of the per-peer sync state when embedded (one file for every worker of the process).</summary>
     public const string SqliteFile = "sync.db";
 
-    /// <summary>Registers <see cref="IPeerSyncStore"/> on the process's storage: the shared PostgreSQL pool, or <see cref="SqliteFile"/>.</summary>
+    /// <summary>
+    /// Registers <see cref="IPeerSyncStore"/> and <see cref="IReplicaLoadStore"/> (one store) on the process's storage:
+    /// the shared PostgreSQL pool, or <see cref="SqliteFile"/>.
+    /// </summary>
     public static IServiceCollection TryAddPeerSyncStore(this IServiceCollection services)
     {
-        services.TryAddSingleton<IPeerSyncStore>(sp =>
+        services.TryAddSingleton(sp =>
         {
             var storage = sp.GetRequiredService<MeshBusStorage>();
             return storage.Provider == StorageProvider.Postgres
                 ? SqlPeerSyncStore.Postgres(storage.Postgres)
                 : SqlPeerSyncStore.Sqlite(storage.SqlitePath(SqliteFile));
         });
+        services.TryAddSingleton<IPeerSyncStore>(sp => sp.GetRequiredService<SqlPeerSyncStore>());
+        services.TryAddSingleton<IReplicaLoadStore>(sp => sp.GetRequiredService<SqlPeerSyncStore>());
         return services;
     }
 }

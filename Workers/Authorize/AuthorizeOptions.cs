@@ -33,6 +33,12 @@ public sealed class AuthorizeOptions
     /// <summary>Lease length when the policy's obligations name none.</summary>
     public long DefaultLeaseSeconds { get; set; } = 60;
 
+    /// <summary>
+    /// How often this replica reports what it has loaded to the domain's database (Sync acknowledges an epoch only when
+    /// every replica that reported recently has loaded it; <c>Sync:ReplicaLiveness</c> must be longer).
+    /// </summary>
+    public double ReplicaReportSeconds { get; set; } = 2;
+
     /// <summary>A signed domain policy bundle loaded at start (later versions arrive as <c>PolicyPublished</c>).</summary>
     public string? PolicyBundleFile { get; set; }
 
@@ -95,6 +101,7 @@ internal sealed class AuthorizeOptionsValidator(IOptions<MeshBusOptions> mesh) :
         Positive(errors, options.LineageTimeoutMs, "LineageTimeoutMs");
         Positive(errors, options.MaxIntentAgeSeconds, "MaxIntentAgeSeconds");
         Positive(errors, options.DefaultLeaseSeconds, "DefaultLeaseSeconds");
+        Positive(errors, options.ReplicaReportSeconds, "ReplicaReportSeconds");
         Positive(errors, options.ConcurrentMessageLimit, "ConcurrentMessageLimit");
         Positive(errors, options.PrefetchCount, "PrefetchCount");
         if (options.SyncWaitSeconds < 0 || options.ClockSkewSeconds < 0)

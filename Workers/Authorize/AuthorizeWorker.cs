@@ -31,6 +31,9 @@ public sealed class AuthorizeWorker : IMeshBusWorker
         services.TryAddSingleton<ISyncState, SyncState>();
         // Peers' sync state: written by Sync, read here on every decision involving the peer (shared by all replicas).
         services.TryAddPeerSyncStore();
+        // What this replica loaded, reported for Sync's acknowledgements (PolicySynced waits for every live replica).
+        services.TryAddSingleton<ReplicaLoadReporter>();
+        services.AddHostedService(sp => sp.GetRequiredService<ReplicaLoadReporter>());
         services.TryAddSingleton<ILoadedGovernance, LoadedGovernance>();
         // The decision's steps, composed by its three paths: an intent of this domain's agent (a grant, or at the origin
         // of a cross-domain intent an endorsement), an endorsed intent from a peer, a renewal.

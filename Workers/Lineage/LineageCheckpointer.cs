@@ -25,6 +25,9 @@ public sealed class LineageOptions
 
     /// <summary>How often the worker looks whether a checkpoint is due (bounds how late the entries rule acts).</summary>
     public TimeSpan CheckpointCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long an answer to a peer's <c>ProofRequest</c> waits for that peer's witness to cosign the checkpoint it is proven against.</summary>
+    public TimeSpan ProofCosignWait { get; set; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>Checks the <c>Lineage</c> section on start, naming the setting and its environment variable.</summary>
@@ -46,6 +49,11 @@ internal sealed class LineageOptionsValidator : IValidateOptions<LineageOptions>
         if (options.CheckpointCheckInterval <= TimeSpan.Zero)
         {
             errors.Add("Lineage:CheckpointCheckInterval must be a positive duration like 00:00:01 (environment variable Lineage__CheckpointCheckInterval)");
+        }
+
+        if (options.ProofCosignWait < TimeSpan.Zero || options.ProofCosignWait > TimeSpan.FromMinutes(1))
+        {
+            errors.Add("Lineage:ProofCosignWait must be a duration from 00:00:00 to 00:01:00 (environment variable Lineage__ProofCosignWait)");
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

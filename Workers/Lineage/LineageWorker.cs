@@ -45,5 +45,7 @@ public sealed class LineageWorker : IMeshBusWorker
         bus.AddConsumer<GovernanceEventRecorder, GovernanceEventRecorderDefinition>();
         bus.AddConsumer<CosignRequester, CosignRequesterDefinition>();
         bus.AddConsumer<CheckpointWitnessConsumer, CheckpointWitnessConsumerDefinition>();
+        bus.AddConsumer<ProofResponder, ProofResponderDefinition>();
+        bus.AddConsumer<PeerEvidenceRecorder, PeerEvidenceRecorderDefinition>();
     }
 }

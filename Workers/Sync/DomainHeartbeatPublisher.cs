@@ -35,6 +35,12 @@ public sealed class SyncOptions
     /// apply a new policy file each within one heartbeat interval) before that counts as a contradiction.
     /// </summary>
     public TimeSpan ContradictionGrace { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// An Authorize replica counts as live (and must have loaded an epoch before it is acknowledged) when it reported
+    /// within this; longer than <c>Authorize:ReplicaReportSeconds</c>, so a stopped replica stops blocking acknowledgements.
+    /// </summary>
+    public TimeSpan ReplicaLiveness { get; set; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>

@@ -1,6 +1,7 @@
 using MassTransit;
 using MeshBus.Contracts;
 using MeshBus.Hosting;
+using MeshBus.Persistence;
 using MeshBus.Policy;
 using MeshBus.Policy.Bundles;
 using MeshBus.Trust;
@@ -14,8 +15,11 @@ namespace MeshBus.Workers.Sync;
 /// Applies the domain's signed policy bundle (<c>Sync:PolicyBundleFile</c>) and distributes it: the bundle is verified
 /// against the domain's key set and compiled (a bundle that would not load in Authorize is never applied), recorded as
 /// applied (heartbeats then announce its epoch), and published as <see cref="PolicyPublished"/> (whose authority is the
-/// bundle's own signature) and <see cref="PolicySynced"/> (signed with the envelope key). It is published again on every heartbeat interval, so a replica that starts later loads it
-/// too (Authorize treats the same epoch and digest as already current). On every interval the file is read again: a
+/// bundle's own signature) and <see cref="PolicySynced"/> (signed with the envelope key), the acknowledgement, only once
+/// every Authorize replica that reported within <see cref="SyncOptions.ReplicaLiveness"/> has loaded the epoch
+/// (<see cref="IReplicaLoadStore"/>; none reporting means none loaded it, so no acknowledgement). It is published again on
+/// every heartbeat interval, so a replica that starts later loads it too (Authorize treats the same epoch and digest as
+/// already current) and the acknowledgement follows as soon as the last replica reports it. On every interval the file is read again: a
 /// replaced file with a higher epoch is rolled out without a restart; anything else leaves the applied policy alone.
 /// </summary>
 public sealed class PolicyDistributor(
@@ -26,6 +30,7 @@ public sealed class PolicyDistributor(
     IOptions<SyncOptions> options,
     TimeProvider clock,
     WorkerReadiness readiness,
+    IReplicaLoadStore replicas,
     ILogger<PolicyDistributor> logger) : BackgroundService
 {
     private string? _bundle;
@@ -139,18 +144,33 @@ public sealed class PolicyDistributor(
         }
     }
 
-    /// <summary>Publishes the applied bundle and the domain's acknowledgement of it.</summary>
-    public async Task PublishAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Publishes the applied bundle, and the domain's acknowledgement of it when every live Authorize replica has loaded
+    /// it; returns whether the acknowledgement was sent.
+    /// </summary>
+    public async Task<bool> PublishAsync(CancellationToken cancellationToken)
     {
         if (_bundle is null || _version is null)
         {
-            return;
+            return false;
         }
 
         var now = clock.GetUtcNow();
         var domain = mesh.Value.Domain;
-        await bus.Publish(new PolicyPublished(domain, PolicyScope.Domain, _version.Epoch, _version.Digest, _bundle, now), cancellationToken);
-        await bus.Publish(signer.Sign(new PolicySynced(domain, domain, PolicyScope.Domain, _version.Epoch, _version.Digest, now)), cancellationToken);
+        var version = _version;
+        await bus.Publish(new PolicyPublished(domain, PolicyScope.Domain, version.Epoch, version.Digest, _bundle, now), cancellationToken);
+        var live = await replicas.LiveAsync(now - options.Value.ReplicaLiveness, cancellationToken);
+        var behind = live.Where(r => r.DomainPolicyEpoch < version.Epoch).ToList();
+        if (live.Count == 0 || behind.Count > 0)
+        {
+            logger.LogDebug("Epoch {Epoch} not acknowledged yet: {Detail}", version.Epoch, live.Count == 0
+                ? "no Authorize replica reported within " + options.Value.ReplicaLiveness
+                : string.Join(", ", behind.Select(r => $"{r.Replica} has epoch {r.DomainPolicyEpoch}")));
+            return false;
+        }
+
+        await bus.Publish(signer.Sign(new PolicySynced(domain, domain, PolicyScope.Domain, version.Epoch, version.Digest, now)), cancellationToken);
+        return true;
     }
 
     /// <inheritdoc />

@@ -96,9 +96,9 @@ internal sealed class SyncOptionsValidator : IValidateOptions<SyncOptions>
             errors.Add("Sync:HeartbeatInterval must be a positive duration like 00:00:05 (environment variable Sync__HeartbeatInterval)");
         }
 
-        if (options.PeerStallAfter <= TimeSpan.Zero || options.ClockSkew < TimeSpan.Zero || options.ContradictionGrace < TimeSpan.Zero)
+        if (options.PeerStallAfter <= TimeSpan.Zero || options.ReplicaLiveness <= TimeSpan.Zero || options.ClockSkew < TimeSpan.Zero || options.ContradictionGrace < TimeSpan.Zero)
         {
-            errors.Add("Sync:PeerStallAfter must be positive and Sync:ClockSkew, Sync:ContradictionGrace not negative (durations like 00:00:45; environment variables Sync__PeerStallAfter, …)");
+            errors.Add("Sync:PeerStallAfter and Sync:ReplicaLiveness must be positive and Sync:ClockSkew, Sync:ContradictionGrace not negative (durations like 00:00:45; environment variables Sync__PeerStallAfter, …)");
         }
 
         if (options.PolicyBundleFile is { Length: > 0 } file && !File.Exists(file))

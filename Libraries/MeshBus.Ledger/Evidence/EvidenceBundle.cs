@@ -34,8 +34,16 @@ public sealed record EvidenceBundle(
     /// <summary>Largest bundle accepted, in bytes.</summary>
     public const int MaxBytes = 16 * 1024 * 1024;
 
+    /// <summary>
+    /// The other domains' bundles of the same intent (optional member <c>peers</c>): each a complete bundle of that
+    /// domain's log, verified on its own against the same pinned roots. A peer bundle has no peers of its own.
+    /// </summary>
+    public IReadOnlyList<EvidenceBundle> Peers { get; init; } = [];
+
     /// <summary>The JSON text (indented).</summary>
-    public string ToJson()
+    public string ToJson() => ToNode().ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+
+    private JsonObject ToNode()
     {
         var logs = new JsonObject();
         foreach (var (k, v) in Logs)
@@ -74,7 +82,12 @@ public sealed record EvidenceBundle(
                 ["jwks"] = Jwks?.DeepClone(),
             },
         };
-        return doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+        if (Peers.Count > 0)
+        {
+            doc["peers"] = new JsonArray([.. Peers.Select(p => (JsonNode)p.ToNode())]);
+        }
+
+        return doc;
     }
 
     /// <summary>Parses a bundle; throws <see cref="FormatException"/> with the reason.</summary>
@@ -96,9 +109,29 @@ public sealed record EvidenceBundle(
             throw new FormatException("the evidence bundle is not JSON: " + e.Message);
         }
 
+        return FromNode(root, nested: false);
+    }
+
+    private static EvidenceBundle FromNode(JsonNode? root, bool nested)
+    {
         if (root is not JsonObject o || Str(o, "format") != Format)
         {
             throw new FormatException($"not a {Format} bundle");
+        }
+
+        var peers = new List<EvidenceBundle>();
+        if (o["peers"] is JsonArray peerArray)
+        {
+            if (nested)
+            {
+                throw new FormatException("a peer bundle cannot hold peers of its own");
+            }
+
+            peers.AddRange(peerArray.Select(p => FromNode(p, nested: true)));
+        }
+        else if (o["peers"] is not null)
+        {
+            throw new FormatException("peers must be an array");
         }
 
         var records = new List<EvidenceRecord>();
@@ -139,7 +172,10 @@ public sealed record EvidenceBundle(
             records,
             Map(trust, "logs"),
             Map(trust, "witnesses"),
-            trust["jwks"] is JsonObject j ? (JsonObject)j.DeepClone() : null);
+            trust["jwks"] is JsonObject j ? (JsonObject)j.DeepClone() : null)
+        {
+            Peers = peers,
+        };
     }
 
     private static string? Str(JsonObject o, string name) => o[name] switch

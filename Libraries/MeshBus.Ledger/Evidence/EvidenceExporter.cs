@@ -23,6 +23,7 @@ public static class EvidenceExporter
     /// <param name="grantSignerAt">The domain's grant key that was current at a moment (the lease's <c>iat</c>), to rebuild
     /// the grant when none is given; null (or a null key): no grant in the bundle.</param>
     /// <param name="cancellationToken">Cancellation.</param>
+    /// <param name="at">The checkpoint to prove against (it must cover the records), instead of the latest.</param>
     public static async Task<EvidenceBundle> ExportAsync(
         SqlLineageLog log,
         CheckpointPublisher publisher,
@@ -32,15 +33,18 @@ public static class EvidenceExporter
         JsonObject? jwks,
         string? grant = null,
         Func<DateTimeOffset, ISigner?>? grantSignerAt = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default,
+        StoredCheckpoint? at = null)
     {
-        var records = await log.FindAsync(intentId, cancellationToken);
+        var all = await log.FindAsync(intentId, cancellationToken);
+        // Evidence received from peers is nested as their own parts, not as records of this log.
+        var records = all.Where(r => r.Type != PeerEvidence.Type).ToList();
         if (records.Count == 0)
         {
             throw new InvalidOperationException($"the lineage log has no records of intent {intentId}");
         }
 
-        var checkpoint = await log.GetLatestCheckpointAsync(cancellationToken);
+        var checkpoint = at ?? await log.GetLatestCheckpointAsync(cancellationToken);
         if (checkpoint is null || checkpoint.Size <= records.Max(r => r.Index))
         {
             checkpoint = await publisher.PublishAsync(cancellationToken);
@@ -67,7 +71,10 @@ public static class EvidenceExporter
             bundleRecords,
             new Dictionary<string, string>(StringComparer.Ordinal) { [publisher.Origin] = logKey.ToString() },
             witnesses,
-            jwks);
+            jwks)
+        {
+            Peers = PeerEvidence.Latest(all),
+        };
     }
 
     /// <summary>

@@ -25,7 +25,8 @@ public sealed record EvidenceReport(IReadOnlyList<EvidenceCheck> Checks, bool Un
 /// <summary>
 /// Verifies a <c>meshbus-evidence/v1</c> bundle offline against pinned roots: keys in the bundle count only when they
 /// are in a key set signed by a pinned root; then every checkpoint signature, the k-of-n witness cosignatures, the
-/// inclusion of every record, and the grant (signature, intent id, lineage index and intent digest).
+/// inclusion of every record, and the grant (signature, intent id, lineage index and intent digest); then every peer
+/// part (<see cref="EvidenceBundle.Peers"/>) the same way, against the same pinned roots only.
 /// </summary>
 public static class EvidenceVerifier
 {
@@ -123,6 +124,18 @@ public static class EvidenceVerifier
         }
 
         CheckGrant(bundle, keySets, included, checks);
+        foreach (var peer in bundle.Peers)
+        {
+            // Each other domain's part stands on its own: its log key, its checkpoint cosigned by witnesses, its records.
+            var origins = string.Join(", ", peer.Logs.Keys);
+            checks.Add(new EvidenceCheck(peer.IntentId == bundle.IntentId, $"peer part of {origins} is evidence of intent {bundle.IntentId}" + (peer.IntentId == bundle.IntentId ? "" : $": it is of {peer.IntentId}")));
+            var overlap = peer.Logs.Keys.Intersect(bundle.Logs.Keys, StringComparer.Ordinal).ToList();
+            checks.Add(new EvidenceCheck(overlap.Count == 0, $"peer part of {origins} is another log than the bundle's own" + (overlap.Count == 0 ? "" : $": {string.Join(", ", overlap)} appears twice")));
+            var report = Verify(peer, pinned, witnessesRequired);
+            untrusted |= report.UntrustedRoots;
+            checks.AddRange(report.Checks.Select(c => c with { Description = $"peer {origins}: {c.Description}" }));
+        }
+
         return new EvidenceReport(checks, untrusted);
     }
 

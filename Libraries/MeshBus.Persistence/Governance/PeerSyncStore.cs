@@ -74,15 +74,36 @@ public interface IPeerSyncStore
     Task SetLapseAsync(string peer, string? reason, string detail, CancellationToken cancellationToken);
 }
 
+/// <summary>What one Authorize replica reported it has loaded, and when it last reported.</summary>
+/// <param name="Replica">The replica's id (one per process start).</param>
+/// <param name="SeenAt">Its last report.</param>
+/// <param name="DomainPolicyEpoch">The domain-policy epoch it decides with (-1 when none).</param>
+public sealed record ReplicaLoad(string Replica, DateTimeOffset SeenAt, long DomainPolicyEpoch);
+
+/// <summary>
+/// The Authorize replicas' reports of what they loaded, in the domain's database: each replica reports on start, after
+/// every policy it loads and every few seconds; Sync acknowledges an epoch (<c>PolicySynced</c>) only when every replica
+/// that reported recently has loaded it.
+/// </summary>
+public interface IReplicaLoadStore
+{
+    /// <summary>Records <paramref name="replica"/>'s report.</summary>
+    Task ReportAsync(string replica, DateTimeOffset seenAt, long domainPolicyEpoch, CancellationToken cancellationToken);
+
+    /// <summary>The replicas that reported at or after <paramref name="since"/>.</summary>
+    Task<IReadOnlyList<ReplicaLoad>> LiveAsync(DateTimeOffset since, CancellationToken cancellationToken);
+}
+
 /// <summary>The store on PostgreSQL (fleet) or an SQLite file (embedded); the SQL is the same on both.</summary>
-public sealed class SqlPeerSyncStore : IPeerSyncStore
+public sealed class SqlPeerSyncStore : IPeerSyncStore, IReplicaLoadStore
 {
     private const string Schema =
         "CREATE TABLE IF NOT EXISTS sync_peer (peer text PRIMARY KEY, sent_at_ms bigint NOT NULL, sequence bigint NOT NULL, " +
         "key_set_sequence bigint NOT NULL, domain_epoch bigint NOT NULL, egress_epoch bigint NOT NULL, federation_digest text NOT NULL, " +
         "lapse text NULL, lapse_detail text NOT NULL DEFAULT ''); " +
         "CREATE TABLE IF NOT EXISTS sync_peer_ack (peer text NOT NULL, publisher text NOT NULL, scope text NOT NULL, epoch bigint NOT NULL, " +
-        "digest text NOT NULL, synced_at_ms bigint NOT NULL, PRIMARY KEY (peer, publisher, scope))";
+        "digest text NOT NULL, synced_at_ms bigint NOT NULL, PRIMARY KEY (peer, publisher, scope)); " +
+        "CREATE TABLE IF NOT EXISTS sync_authorize_replica (replica text PRIMARY KEY, seen_at_ms bigint NOT NULL, domain_epoch bigint NOT NULL)";
 
     private readonly Func<CancellationToken, Task<DbConnection>> _open;
     private readonly SemaphoreSlim? _writeGate;
@@ -201,6 +222,37 @@ public sealed class SqlPeerSyncStore : IPeerSyncStore
                 Add(cmd, "detail", detail);
             },
             cancellationToken);
+
+    /// <inheritdoc />
+    public Task ReportAsync(string replica, DateTimeOffset seenAt, long domainPolicyEpoch, CancellationToken cancellationToken) =>
+        WriteAsync(
+            "INSERT INTO sync_authorize_replica (replica, seen_at_ms, domain_epoch) VALUES (@replica, @seen, @epoch) " +
+            "ON CONFLICT (replica) DO UPDATE SET seen_at_ms = excluded.seen_at_ms, domain_epoch = excluded.domain_epoch",
+            cmd =>
+            {
+                Add(cmd, "replica", replica);
+                Add(cmd, "seen", seenAt.ToUnixTimeMilliseconds());
+                Add(cmd, "epoch", domainPolicyEpoch);
+            },
+            cancellationToken);
+
+    /// <inheritdoc />
+    public async Task<IReadOnlyList<ReplicaLoad>> LiveAsync(DateTimeOffset since, CancellationToken cancellationToken)
+    {
+        await SchemaAsync();
+        await using var connection = await _open(cancellationToken);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT replica, seen_at_ms, domain_epoch FROM sync_authorize_replica WHERE seen_at_ms >= @since ORDER BY replica";
+        Add(cmd, "since", since.ToUnixTimeMilliseconds());
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken);
+        var live = new List<ReplicaLoad>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            live.Add(new ReplicaLoad(reader.GetString(0), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)), reader.GetInt64(2)));
+        }
+
+        return live;
+    }
 
     private async Task<bool> WriteAsync(string sql, Action<DbCommand> bind, CancellationToken cancellationToken)
     {

@@ -14,11 +14,15 @@ namespace MeshBus.Workers.Authorize.Consumers;
 /// verifies with the domain's grant key (<see cref="IPolicyBundles.Load"/>). Anything else goes to the error queue at once
 /// (<see cref="MalformedMessageException"/>, never retried) with the reason, never reaching the sync view.
 /// </summary>
-public sealed class GovernanceStateConsumer(ISyncState sync, IPolicyBundles bundles, GovernanceVerifier verifier, TimeProvider time, IOptions<MeshBusOptions> mesh)
+public sealed class GovernanceStateConsumer(ISyncState sync, IPolicyBundles bundles, GovernanceVerifier verifier, TimeProvider time, IOptions<MeshBusOptions> mesh,
+    ReplicaLoadReporter reporter)
     : IConsumer<DomainHeartbeat>, IConsumer<PolicySynced>, IConsumer<PolicyPublished>
 {
-    /// <summary>Every replica loads every version of the domain, egress and federation policies (a refused bundle faults to the error queue).</summary>
-    public Task Consume(ConsumeContext<PolicyPublished> context)
+    /// <summary>
+    /// Every replica loads every version of the domain, egress and federation policies (a refused bundle faults to the
+    /// error queue), then reports what it loaded (<see cref="ReplicaLoadReporter"/>) so Sync can acknowledge the epoch.
+    /// </summary>
+    public async Task Consume(ConsumeContext<PolicyPublished> context)
     {
         var m = context.Message;
         var owner = m.Scope switch
@@ -30,9 +34,8 @@ public sealed class GovernanceStateConsumer(ISyncState sync, IPolicyBundles bund
         if (owner is not null && m.Domain == owner)
         {
             bundles.Load(m.Bundle, m.Scope);
+            await reporter.ReportAsync(context.CancellationToken);
         }
-
-        return Task.CompletedTask;
     }
 
     /// <inheritdoc />

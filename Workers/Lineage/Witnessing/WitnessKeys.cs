@@ -15,6 +15,9 @@ public sealed class WitnessKeys
     private readonly Lock _gate = new();
     private (TrustConfig Trust, Func<ISigner> Witness)? _loaded;
 
+    /// <summary>This domain's current log key (signs the checkpoints an evidence bundle is proven against), when loaded.</summary>
+    public Func<ISigner>? LogKey { get; init; }
+
     /// <summary>Creates the keys of <paramref name="domain"/> from <paramref name="load"/>.</summary>
     /// <param name="domain">This domain.</param>
     /// <param name="load">Returns the trust config and the current witness signer.</param>
@@ -28,12 +31,18 @@ public sealed class WitnessKeys
     public string Domain { get; }
 
     /// <summary>The keys of a domain directory: its trust config and its current witness key.</summary>
-    public static WitnessKeys FromDirectory(string domain, string directory, TimeProvider clock) =>
-        new(domain, () =>
+    public static WitnessKeys FromDirectory(string domain, string directory, TimeProvider clock)
+    {
+        DomainKeys? keys = null;
+        DomainKeys Keys() => keys ??= DomainKeys.Load(directory, KeyUsage.Witness, KeyUsage.Log);
+        return new(domain, () => (Keys().LoadTrust(), () => Keys().Signer(KeyUsage.Witness, clock.GetUtcNow())))
         {
-            var keys = DomainKeys.Load(directory, KeyUsage.Witness);
-            return (keys.LoadTrust(), () => keys.Signer(KeyUsage.Witness, clock.GetUtcNow()));
-        });
+            LogKey = () => Keys().Signer(KeyUsage.Log, clock.GetUtcNow()),
+        };
+    }
+
+    /// <summary>The trust config: pinned roots and accepted key sets (this domain's own included).</summary>
+    public TrustConfig Trust => Loaded().Trust;
 
     /// <summary>The pinned peers (every pinned root but this domain's).</summary>
     public IReadOnlyList<string> Peers => [.. Loaded().Trust.PinnedRoots.Keys.Where(d => d != Domain).Order(StringComparer.Ordinal)];

@@ -9,6 +9,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
 
 namespace MeshBus.Workers.Sync.Bridge;
 
@@ -82,6 +83,8 @@ public sealed class FederationBridgeWorker : IMeshBusWorker
                 sp.GetRequiredService<ILogger<FederationBridge>>());
         });
         services.AddHostedService<BridgeService>();
+        // The bridge's counters leave through the host's OpenTelemetry setup (MeshBus.Hosting), beside the bus's own.
+        services.ConfigureOpenTelemetryMeterProvider(m => m.AddMeter(FederationCounters.MeterName));
     }
 
     /// <inheritdoc />

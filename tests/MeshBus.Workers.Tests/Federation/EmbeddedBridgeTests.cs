@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using MeshBus.Contracts;
 using MeshBus.Federation;
 using MeshBus.Ledger.Decisions;
@@ -5,6 +6,8 @@ using MeshBus.Trust;
 using MeshBus.Workers.Sync.Bridge;
 using MeshBus.Workers.Tests.Authorize;
 using Microsoft.Extensions.DependencyInjection;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
 using Xunit;
 
 namespace MeshBus.Workers.Tests.Federation;
@@ -60,6 +63,54 @@ public sealed class EmbeddedBridgeTests
         Assert.Equal(decisionEntry.Index, grant.LineageIndex);
         Assert.Equal(0, BridgeOf(x.Origin).Counters.DroppedTotal);
         Assert.Equal(0, BridgeOf(x.Target).Counters.DroppedTotal);
+    }
+
+    /// <summary>Collects the names of the metrics the host's OpenTelemetry pipeline exports.</summary>
+    private sealed class CollectingExporter : BaseExporter<Metric>
+    {
+        public ConcurrentBag<string> Exported { get; } = [];
+
+        public override ExportResult Export(in Batch<Metric> batch)
+        {
+            foreach (var metric in batch)
+            {
+                Exported.Add(metric.MeterName + "/" + metric.Name);
+            }
+
+            return ExportResult.Success;
+        }
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task The_bridges_counters_are_exported_through_the_hosts_OpenTelemetry_metrics()
+    {
+        var exporter = new CollectingExporter();
+        var network = new InProcessFederationNetwork();
+        var bridge = Over(network);
+        var x = await CrossDomainHarness.StartAsync(bridge: (domain, trust, peers) =>
+        {
+            var side = bridge(domain, trust, peers);
+            return side with
+            {
+                Configure = s =>
+                {
+                    side.Configure(s);
+                    s.ConfigureOpenTelemetryMeterProvider(m => m.AddReader(new BaseExportingMetricReader(exporter)));
+                },
+            };
+        });
+        await using var _ = x;
+        await x.AllFreshAsync();
+        await x.LoadEgressAsync();
+        var agent = new TestAgent(x.OriginKeys);
+        var intent = agent.Intent(x.Origin.Time.GetUtcNow(), target: T);
+
+        await x.Origin.SubmitAsync(intent);
+        Assert.IsType<GrantIssued>(await x.Origin.AnswerAsync(intent.IntentId));
+
+        Assert.True(x.Target.Services.GetRequiredService<MeterProvider>().ForceFlush(10_000));
+        Assert.Contains(FederationCounters.MeterName + "/meshbus.federation.delivered", exporter.Exported);
+        Assert.Contains(FederationCounters.MeterName + "/meshbus.federation.relayed", exporter.Exported);
     }
 
     [Fact(Timeout = 60_000)]

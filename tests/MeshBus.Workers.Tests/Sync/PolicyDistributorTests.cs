@@ -1,6 +1,7 @@
 using MassTransit;
 using MeshBus.Contracts;
 using MeshBus.Hosting;
+using MeshBus.Persistence;
 using MeshBus.Policy.Bundles;
 using MeshBus.Trust;
 using MeshBus.Workers.Sync;
@@ -23,6 +24,11 @@ public sealed class PolicyDistributorTests : IDisposable
 
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "meshbus-sync-test-" + Guid.NewGuid().ToString("N")[..8]);
     private readonly string _keys;
+    private readonly List<IBusControl> _buses = [];
+    private readonly System.Collections.Concurrent.ConcurrentQueue<object> _published = new();
+    private IReplicaLoadStore? _replicaStore;
+
+    private IReplicaLoadStore Replicas => _replicaStore ??= SqlPeerSyncStore.Sqlite(Path.Combine(_dir, "sync.db"));
 
     public PolicyDistributorTests()
     {
@@ -127,23 +133,76 @@ public sealed class PolicyDistributorTests : IDisposable
         Assert.Equal(3, governance.Epoch(PolicyScope.Domain));
     }
 
+    [Fact(Timeout = 30_000)]
+    public async Task The_acknowledgement_waits_until_every_live_authorize_replica_loaded_the_epoch()
+    {
+        var (distributor, _) = Create(Write(Sign(Bundle)));
+        distributor.Apply();
+        var now = DateTimeOffset.UtcNow;
+        await Replicas.ReportAsync("authorize-1", now, 3, default);
+        await Replicas.ReportAsync("authorize-2", now, 2, default);
+
+        Assert.False(await distributor.PublishAsync(default));
+        Assert.Empty(_published.OfType<PolicySynced>());
+
+        await Replicas.ReportAsync("authorize-2", now, 3, default);
+        Assert.True(await distributor.PublishAsync(default));
+        var ack = Assert.Single(_published.OfType<PolicySynced>());
+        Assert.Equal((Domain, Domain, PolicyScope.Domain, 3L), (ack.Domain, ack.Publisher, ack.Scope, ack.Epoch));
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task No_acknowledgement_is_sent_while_no_authorize_replica_reported_recently()
+    {
+        var (distributor, _) = Create(Write(Sign(Bundle)));
+        distributor.Apply();
+        await Replicas.ReportAsync("authorize-1", DateTimeOffset.UtcNow - TimeSpan.FromMinutes(1), 3, default);
+
+        Assert.False(await distributor.PublishAsync(default));
+
+        Assert.Empty(_published.OfType<PolicySynced>());
+        Assert.Single(_published.OfType<PolicyPublished>());
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task A_replica_that_stopped_reporting_no_longer_holds_the_acknowledgement_back()
+    {
+        var (distributor, _) = Create(Write(Sign(Bundle)));
+        distributor.Apply();
+        var now = DateTimeOffset.UtcNow;
+        await Replicas.ReportAsync("authorize-gone", now - TimeSpan.FromSeconds(11), 2, default);
+        await Replicas.ReportAsync("authorize-1", now, 3, default);
+
+        Assert.True(await distributor.PublishAsync(default));
+    }
+
     private (PolicyDistributor, AppliedGovernance) Create(string policyFile)
     {
         var governance = new AppliedGovernance(1);
+        var bus = Bus.Factory.CreateUsingInMemory(_ => { });
+        bus.ConnectPublishObserver(new PublishedMessages(_published));
+        bus.Start(TimeSpan.FromSeconds(10));
+        _buses.Add(bus);
         var distributor = new PolicyDistributor(
-            Bus.Factory.CreateUsingInMemory(_ => { }),
+            bus,
             governance,
             GovernanceSigner.FromDirectory(_keys, TimeProvider.System),
             Options.Create(new MeshBusOptions { Domain = Domain, DataDirectory = _dir, KeyDirectory = _keys }),
             Options.Create(new SyncOptions { PolicyBundleFile = policyFile }),
             TimeProvider.System,
             _readiness,
+            Replicas,
             NullLogger<PolicyDistributor>.Instance);
         return (distributor, governance);
     }
 
     public void Dispose()
     {
+        foreach (var bus in _buses)
+        {
+            bus.Stop(TimeSpan.FromSeconds(10));
+        }
+
         try
         {
             Directory.Delete(_dir, recursive: true);
@@ -152,4 +211,21 @@ public sealed class PolicyDistributorTests : IDisposable
         {
         }
     }
+}
+
+/// <summary>Every message a bus published.</summary>
+internal sealed class PublishedMessages(System.Collections.Concurrent.ConcurrentQueue<object> published) : IPublishObserver
+{
+    public Task PrePublish<T>(PublishContext<T> context)
+        where T : class => Task.CompletedTask;
+
+    public Task PostPublish<T>(PublishContext<T> context)
+        where T : class
+    {
+        published.Enqueue(context.Message);
+        return Task.CompletedTask;
+    }
+
+    public Task PublishFault<T>(PublishContext<T> context, Exception exception)
+        where T : class => Task.CompletedTask;
 }

@@ -40,6 +40,9 @@ internal sealed class WitnessDomain : IAsyncDisposable
 
     public ConcurrentQueue<object> Seen { get; } = new();
 
+    /// <summary>Messages a consumer of this domain faulted on (they went to an error queue).</summary>
+    public ConcurrentQueue<object> Faulted { get; } = new();
+
     public IServiceProvider Services => _provider ?? throw new InvalidOperationException("not started");
 
     public IBus Bus => Services.GetRequiredService<IBus>();
@@ -66,7 +69,7 @@ internal sealed class WitnessDomain : IAsyncDisposable
         File.WriteAllText(Path.Combine(trust, file + ".keyset.json"), peer.Keys.SignedKeySet);
     }
 
-    public async Task StartAsync(InProcessFederationNetwork network, int checkpointEveryEntries = 1)
+    public async Task StartAsync(InProcessFederationNetwork network, int checkpointEveryEntries = 1, IDictionary<string, string?>? settings = null)
     {
         var config = new Dictionary<string, string?>
         {
@@ -81,6 +84,11 @@ internal sealed class WitnessDomain : IAsyncDisposable
             ["Lineage:CheckpointInterval"] = "01:00:00",
             ["Lineage:CheckpointCheckInterval"] = "00:00:00.100",
         };
+        foreach (var (k, v) in settings ?? new Dictionary<string, string?>())
+        {
+            config[k] = v;
+        }
+
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(config).Build();
         var services = new ServiceCollection();
         services.AddLogging();
@@ -97,7 +105,9 @@ internal sealed class WitnessDomain : IAsyncDisposable
             e.Handler<Contracts.CosignConflict>(c => Record(c.Message));
             e.Handler<Contracts.CheckpointCosigned>(c => Record(c.Message));
             e.Handler<Contracts.CosignRequest>(c => Record(c.Message));
+            e.Handler<Contracts.ProofResponse>(c => Record(c.Message));
         });
+        _provider.GetRequiredService<IBus>().ConnectConsumeObserver(new FaultCollector(Faulted));
         foreach (var hosted in _provider.GetServices<IHostedService>())
         {
             await hosted.StartAsync(CancellationToken.None);
@@ -170,5 +180,22 @@ internal sealed class WitnessDomain : IAsyncDisposable
         {
             // a store file still closing; the temp directory is cleaned by the OS
         }
+    }
+}
+
+/// <summary>Collects the messages a consumer faulted on.</summary>
+internal sealed class FaultCollector(ConcurrentQueue<object> faulted) : IConsumeObserver
+{
+    public Task PreConsume<T>(ConsumeContext<T> context)
+        where T : class => Task.CompletedTask;
+
+    public Task PostConsume<T>(ConsumeContext<T> context)
+        where T : class => Task.CompletedTask;
+
+    public Task ConsumeFault<T>(ConsumeContext<T> context, Exception exception)
+        where T : class
+    {
+        faulted.Enqueue(context.Message);
+        return Task.CompletedTask;
     }
 }

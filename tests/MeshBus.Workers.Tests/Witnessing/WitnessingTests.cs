@@ -60,6 +60,15 @@ public sealed class WitnessingTests
         Assert.Equal(2, opened.Verified.Count);
         var state = await ((IWitnessStateStore)globex.Lineage).GetWitnessStateAsync(LineageNames.Origin(Acme));
         Assert.True(state!.Size >= second.Size);
+
+        // meshbus status shows who cosigned the last checkpoint (once the log has stopped growing: a recorded conflict grows it).
+        await SkeletonHarness.EventuallyAsync(
+            async () => (await acme.Checkpoints.GetLatestCheckpointAsync()) is { } latest && (await acme.Checkpoints.GetCosignaturesAsync(latest.Size)).Count > 0
+                && latest.Size == (await acme.Lineage.GetTreeHeadAsync()).Size,
+            done => done, "the last checkpoint to be cosigned", TimeSpan.FromSeconds(30));
+        await acme.StopAsync();
+        var status = await MeshBus.Cli.Commands.Status.DomainStatusReader.ReadAsync(null, acme.Directory, Acme, acme.KeyDirectory, CancellationToken.None);
+        Assert.Equal([LineageNames.Witness(Globex)], status.Lineage.LastCheckpoint!.CosignedBy);
     }
 
     [Fact(Timeout = 90_000)]

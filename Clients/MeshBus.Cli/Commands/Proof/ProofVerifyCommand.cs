@@ -14,10 +14,11 @@ public sealed class ProofVerifyCommand : CliCommand
 
     /// <inheritdoc/>
     public override string Usage => """
-        Usage: meshbus proof verify FILE --trust DIR [--witnesses K]
+        Usage: meshbus proof verify FILE --trust DIR [--min-cosignatures K]
           FILE                the bundle (meshbus-evidence/v1), - for standard input
           --trust DIR         pinned roots and key sets, as written by meshbus trust export
-          --witnesses K       require K cosignatures of trusted witnesses on every checkpoint (default 0)
+          --min-cosignatures K  require K cosignatures of trusted witnesses on every checkpoint, in every domain's
+                              part (default 0; --witnesses K is the same)
         One PASS/FAIL line per check; exit 0 only if all pass. Keys in the bundle that do not chain to a pinned root
         print UNTRUSTED ROOTS and exit 1.
         """;
@@ -26,7 +27,7 @@ public sealed class ProofVerifyCommand : CliCommand
     public override async Task<int> RunAsync(CliArgs args, CliConsole console, CancellationToken cancellationToken)
     {
         var trustDir = args.Required("trust");
-        var k = args.Int("witnesses", 0);
+        var k = args.Option("min-cosignatures") is not null ? args.Int("min-cosignatures", 0) : args.Int("witnesses", 0);
         args.RejectUnknown();
         if (args.Positionals.Count != 1)
         {
@@ -35,7 +36,7 @@ public sealed class ProofVerifyCommand : CliCommand
 
         if (k < 0)
         {
-            throw new CliUsageException("--witnesses is at least 0");
+            throw new CliUsageException("--min-cosignatures is at least 0");
         }
 
         var file = args.Positionals[0];

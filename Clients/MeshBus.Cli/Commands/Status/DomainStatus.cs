@@ -118,7 +118,11 @@ public sealed record LineageStatus(long Size, string RootHash, CheckpointStatus?
 /// <summary>A stored checkpoint.</summary>
 /// <param name="Size">Its tree size.</param>
 /// <param name="At">When it was stored.</param>
-public sealed record CheckpointStatus(long Size, DateTimeOffset At);
+public sealed record CheckpointStatus(long Size, DateTimeOffset At)
+{
+    /// <summary>The witnesses (<c>&lt;domain&gt;/witness</c>) whose cosignature is stored with it (verified before it was stored).</summary>
+    public IReadOnlyList<string> CosignedBy { get; init; } = [];
+}
 
 /// <summary>Reads a <see cref="DomainStatus"/> from a domain's store.</summary>
 public static class DomainStatusReader
@@ -307,7 +311,14 @@ public static class DomainStatusReader
             : LineageLogs.OpenSqlite(source.SqliteFile("lineage")!);
         var head = await log.GetTreeHeadAsync(ct);
         var checkpoint = await log.GetLatestCheckpointAsync(ct);
-        return new LineageStatus(head.Size, Convert.ToHexStringLower(head.RootHash), checkpoint is null ? null : new CheckpointStatus(checkpoint.Size, checkpoint.CreatedAt));
+        if (checkpoint is null)
+        {
+            return new LineageStatus(head.Size, Convert.ToHexStringLower(head.RootHash), null);
+        }
+
+        // "— <name> <base64>": the witness's name is the second token of its cosignature line.
+        var cosigned = (await log.GetCosignaturesAsync(checkpoint.Size, ct)).Select(l => l.Split(' ') is { Length: 3 } t ? t[1] : l).Order(StringComparer.Ordinal).ToList();
+        return new LineageStatus(head.Size, Convert.ToHexStringLower(head.RootHash), new CheckpointStatus(checkpoint.Size, checkpoint.CreatedAt) { CosignedBy = cosigned });
     }
 
     // Lineage leaves are {"event": {...}, "type": "..."}; member names are matched regardless of case.

@@ -122,6 +122,8 @@ public sealed class StatusCommand : CliCommand, IHasFlags
         o.WriteLine("executions   " + (s.Executions.Count == 0 ? "none" : string.Join(", ", s.Executions.Select(e => string.Create(c, $"{e.Key} {e.Value}")))));
         o.WriteLine("quarantined  " + (s.Quarantined.Count == 0 ? "none" : string.Join(", ", s.Quarantined.Select(q => $"{q.Agent} (since {q.Since.ToString("u", c)})"))));
         o.WriteLine(string.Create(c, $"lineage      {s.Lineage.Size} entries, root {s.Lineage.RootHash}, ") +
-            (s.Lineage.LastCheckpoint is { } cp ? string.Create(c, $"last checkpoint at size {cp.Size} ({cp.At:u})") : "no checkpoint yet"));
+            (s.Lineage.LastCheckpoint is { } cp
+                ? string.Create(c, $"last checkpoint at size {cp.Size} ({cp.At:u}), ") + (cp.CosignedBy.Count == 0 ? "not cosigned" : "cosigned by " + string.Join(", ", cp.CosignedBy))
+                : "no checkpoint yet"));
     }
 }

@@ -1,0 +1,41 @@
+using MeshBus.Persistence;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace MeshBus.Workers.Authorize.Checks;
+
+/// <summary>
+/// Reports what this replica has loaded (its domain-policy epoch) to the domain's database under an id of its own: on
+/// start, right after it loads a published policy (<see cref="Consumers.GovernanceStateConsumer"/>), and every
+/// <see cref="AuthorizeOptions.ReplicaReportSeconds"/> (which is also how Sync tells a live replica from a stopped one).
+/// Sync sends the domain's <c>PolicySynced</c> only when every live replica has loaded the epoch.
+/// </summary>
+public sealed class ReplicaLoadReporter(IReplicaLoadStore store, ILoadedGovernance loaded, IOptions<AuthorizeOptions> options, TimeProvider clock,
+    ILogger<ReplicaLoadReporter> logger) : BackgroundService
+{
+    /// <summary>This replica's id: one per process start.</summary>
+    public string ReplicaId { get; } = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid():N}";
+
+    /// <summary>Reports now.</summary>
+    public Task ReportAsync(CancellationToken cancellationToken) => store.ReportAsync(ReplicaId, clock.GetUtcNow(), loaded.DomainPolicyEpoch, cancellationToken);
+
+    /// <inheritdoc />
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(options.Value.ReplicaReportSeconds), clock);
+        do
+        {
+            try
+            {
+                await ReportAsync(stoppingToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Not reported: Sync withholds the acknowledgement (fails closed) until a report gets through.
+                logger.LogWarning(e, "Reporting the loaded policy epoch failed; retrying on the next interval");
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+}
