@@ -1,6 +1,7 @@
 using MeshBus.Contracts;
 using MeshBus.Federation;
 using MeshBus.Ledger;
+using MeshBus.Ledger.Evidence;
 using MeshBus.Ledger.Merkle;
 using MeshBus.Trust;
 using MeshBus.Trust.Notes;
@@ -31,6 +32,17 @@ public sealed class WitnessingTests
         await globex.StartAsync(network);
         return (acme, globex, network);
     }
+
+    /// <summary>Waits until <paramref name="witness"/> has cosigned the whole of <paramref name="log"/>'s log; returns that size.</summary>
+    private static Task<long> SettledAsync(WitnessDomain log, WitnessDomain witness) =>
+        SkeletonHarness.EventuallyAsync(
+            async () =>
+            {
+                var head = (await log.Lineage.GetTreeHeadAsync()).Size;
+                var state = await ((IWitnessStateStore)witness.Lineage).GetWitnessStateAsync(LineageNames.Origin(log.Name));
+                return state is not null && state.Size == head ? head : -1;
+            },
+            size => size > 0, $"{witness.Name}'s witness to have cosigned {log.Name}'s whole log", TimeSpan.FromSeconds(30));
 
     private static VerifierKey WitnessKeyOf(WitnessDomain d) =>
         VerifierKey.Create(LineageNames.Witness(d.Name), d.Keys.KeySet.Keys.First(k => k.Usage == KeyUsage.Witness).PublicKeyBytes(), VerifierKey.CosignatureType);
@@ -97,7 +109,9 @@ public sealed class WitnessingTests
         await using var a = acme;
         await using var g = globex;
         await acme.AppendAsync(4);
-        var (cosigned, _) = await acme.CosignedAsync(globex, 4);
+        await acme.CosignedAsync(globex, 4);
+        var size = await SettledAsync(acme, globex);
+        var cosigned = (await acme.Checkpoints.GetCheckpointAsync(size))!;
 
         // Acme rewrites history: another tree of the same size, signed by its real log key.
         var logKey = DomainKeys.Load(acme.KeyDirectory, KeyUsage.Log).Signer(KeyUsage.Log, DateTimeOffset.UtcNow);
@@ -121,6 +135,50 @@ public sealed class WitnessingTests
         // The witness state still holds what it cosigned.
         var after = await ((IWitnessStateStore)globex.Lineage).GetWitnessStateAsync(LineageNames.Origin(Acme));
         Assert.Equal(state.Note, after!.Note);
+    }
+
+    [Fact(Timeout = 90_000)]
+    public async Task A_rewritten_log_cannot_produce_evidence_that_passes_with_a_cosignature_while_the_genuine_bundle_does()
+    {
+        var (acme, globex, _) = await StartAsync();
+        await using var a = acme;
+        await using var g = globex;
+        var intent = Guid.NewGuid().ToString("D");
+        await acme.Lineage.AppendAsync(new LineageEntry($"intent:{intent}", "TestEvent", System.Text.Encoding.UTF8.GetBytes("{\"type\":\"TestEvent\"}")));
+        await acme.AppendAsync(2);
+        var (cosigned, _) = await acme.CosignedAsync(globex, 3);
+        var logKey = DomainKeys.Load(acme.KeyDirectory, KeyUsage.Log).Signer(KeyUsage.Log, DateTimeOffset.UtcNow);
+        var signer = new Ed25519NoteSigner(LineageNames.Origin(Acme), logKey);
+        var witness = VerifierKey.Create(LineageNames.Witness(Globex), globex.Keys.KeySet.Keys.First(k => k.Usage == KeyUsage.Witness).PublicKeyBytes(), VerifierKey.CosignatureType);
+        var pinned = new TrustConfig([DomainKeys.Load(acme.KeyDirectory).Root, DomainKeys.Load(globex.KeyDirectory).Root]);
+        Assert.True(pinned.AcceptKeySet(acme.Keys.SignedKeySet, null).IsValid);
+        Assert.True(pinned.AcceptKeySet(globex.Keys.SignedKeySet, null).IsValid);
+        var sql = (SqlLineageLog)acme.Lineage;
+        var genuine = await EvidenceExporter.ExportAsync(sql, new CheckpointPublisher(sql, sql, signer), signer.VerifierKey, intent, [witness], null, at: cosigned);
+        Assert.True(EvidenceVerifier.Verify(genuine, pinned, 1).Ok);
+
+        // The same domain rewrites its history: another tree of the same size, its checkpoint signed by the real log key.
+        var rewrittenPath = Path.Combine(acme.Directory, "rewritten.db");
+        await using var rewritten = LineageLogs.OpenSqlite(rewrittenPath);
+        await rewritten.AppendAsync(new LineageEntry($"intent:{intent}", "TestEvent", System.Text.Encoding.UTF8.GetBytes("{\"type\":\"TestEvent\",\"rewritten\":true}")));
+        // (of the size the witness cosigned last, once acme's log stopped growing: a smaller checkpoint is merely late, not a fork)
+        var witnessAt = await SettledAsync(acme, globex);
+        for (var i = 1; i < witnessAt; i++)
+        {
+            await rewritten.AppendAsync(new LineageEntry($"test:{i}", "TestEvent", [(byte)i]));
+        }
+
+        var forged = await new CheckpointPublisher(rewritten, rewritten, signer).PublishAsync();
+        Assert.Equal(witnessAt, forged.Size);
+        await acme.Bus.Publish(new CosignRequest(Acme, LineageNames.Origin(Acme), forged.Note, witnessAt, []) { Witness = Globex });
+
+        // The witness refuses it as a fork, so no cosignature exists for it: its evidence fails the cosignature check.
+        await SkeletonHarness.EventuallyAsync(() => Task.FromResult(acme.Seen.OfType<CosignConflict>().Any(c => c.Fork)), f => f, "the fork refusal", TimeSpan.FromSeconds(30));
+        var fake = await EvidenceExporter.ExportAsync(rewritten, new CheckpointPublisher(rewritten, rewritten, signer), signer.VerifierKey, intent, [witness], null, at: forged);
+        Assert.True(EvidenceVerifier.Verify(fake, pinned, 0).Ok, "without a cosignature requirement the rewritten log's own proofs hold");
+        var strict = EvidenceVerifier.Verify(fake, pinned, 1);
+        Assert.False(strict.Ok);
+        Assert.Contains(strict.Checks, c => !c.Passed && c.Description.Contains("cosigned by 0", StringComparison.Ordinal));
     }
 
     [Fact(Timeout = 90_000)]
