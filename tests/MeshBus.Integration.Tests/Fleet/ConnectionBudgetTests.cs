@@ -237,7 +237,17 @@ public sealed class ConnectionBudgetTests(RabbitMqFixture rabbit, PostgresFixtur
     private async Task<long> CountCompletedAsync()
     {
         await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(_database) { Pooling = false }.ConnectionString);
-        await connection.OpenAsync();
+        try
+        {
+            await connection.OpenAsync();
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.TooManyConnections)
+        {
+            // The test's own probe on a server other test runs share: not the domain's connections (the workers'
+            // output is checked for 53300 below), so ask again on the next round.
+            return -1;
+        }
+
         await using var command = new NpgsqlCommand("SELECT count(*) FROM saga_state WHERE data->>'currentState' = 'Completed'", connection);
         return (long)(await command.ExecuteScalarAsync())!;
     }
