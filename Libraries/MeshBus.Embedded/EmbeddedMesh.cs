@@ -1,4 +1,5 @@
 using MassTransit;
+using MeshBus.Federation;
 using MeshBus.Hosting;
 using MeshBus.Ledger;
 using MeshBus.Persistence;
@@ -19,7 +20,23 @@ namespace MeshBus.Embedded;
 /// <param name="DataDirectory">SQLite files (lineage, sagas, the workers' tables).</param>
 /// <param name="KeyDirectory">The domain directory (<c>meshbus keys init</c>).</param>
 /// <param name="PolicyBundleFile">A signed policy bundle that Sync applies and Authorize loads at start, or null.</param>
-public sealed record EmbeddedMeshOptions(string Domain, string DataDirectory, string KeyDirectory, string? PolicyBundleFile = null);
+public sealed record EmbeddedMeshOptions(string Domain, string DataDirectory, string KeyDirectory, string? PolicyBundleFile = null)
+{
+    /// <summary>A signed egress policy bundle (what this domain's agents may do in peer domains) that Authorize loads at start.</summary>
+    public string? EgressPolicyBundleFile { get; init; }
+
+    /// <summary>
+    /// The in-process network joining this domain to others in the process (<see cref="EmbeddedFederation"/>): Sync then
+    /// hosts the federation bridge on it, with the same envelopes, checks and relay table as over NATS. Null: no bridge.
+    /// </summary>
+    public InProcessFederationNetwork? Federation { get; init; }
+
+    /// <summary>
+    /// Another link for the bridge instead of <see cref="Federation"/>'s, e.g. a <see cref="NatsFederationLink"/> as
+    /// this domain's NATS user (the same bridge over JetStream); its creator disposes it after the mesh.
+    /// </summary>
+    public IFederationLink? FederationLink { get; init; }
+}
 
 /// <summary>
 /// One domain's four workers (Sync, Authorize, Enforce, Lineage) in this process: MassTransit's in-memory transport,
@@ -30,7 +47,14 @@ public sealed class EmbeddedMesh : IAsyncDisposable
 {
     private readonly IHost _host;
 
-    private EmbeddedMesh(IHost host) => _host = host;
+    private EmbeddedMesh(IHost host, string domain)
+    {
+        _host = host;
+        Domain = domain;
+    }
+
+    /// <summary>The domain served.</summary>
+    public string Domain { get; }
 
     /// <summary>The names of the hosted workers.</summary>
     public static IReadOnlyList<string> WorkerNames { get; } = [.. Workers().Select(w => w.Name)];
@@ -68,6 +92,18 @@ public sealed class EmbeddedMesh : IAsyncDisposable
             settings["Authorize:PolicyBundleFile"] = policy;
         }
 
+        if (options.EgressPolicyBundleFile is { } egress)
+        {
+            settings["Authorize:EgressPolicyBundleFile"] = egress;
+        }
+
+        if ((options.FederationLink ?? options.Federation?.LinkFor(options.Domain)) is { } link)
+        {
+            // Embedded: the host registers the link (the bridge worker builds one only for Federation:Link=Nats).
+            settings["Federation:Link"] = "InProcess";
+            builder.Services.AddSingleton(link);
+        }
+
         builder.Configuration.AddInMemoryCollection(settings);
         builder.Services.AddMeshBus(builder.Configuration, Workers());
         var host = builder.Build();
@@ -75,7 +111,7 @@ public sealed class EmbeddedMesh : IAsyncDisposable
         {
             MeshBusHost.ValidateOptions(host.Services);
             await host.StartAsync(cancellationToken);
-            return new EmbeddedMesh(host);
+            return new EmbeddedMesh(host, options.Domain);
         }
         catch
         {

@@ -10,7 +10,7 @@ namespace MeshBus.Federation;
 /// The fleet's bridge transport: JetStream. Each domain owns one stream, <c>MESHBUS_&lt;token&gt;</c>, holding the
 /// subjects addressed to it (<c>meshbus.&lt;token&gt;.&gt;</c>, file storage), and one durable pull consumer on it that all
 /// its Sync replicas share (competing). Publishing waits for the stream's acknowledgement and sets <c>Nats-Msg-Id</c>
-/// (JetStream drops a repeat within the duplicate window). A peer's stream that does not exist yet makes the publish fail;
+/// (JetStream drops a repeat within the duplicate window; a "duplicate" acknowledgement counts as published). A peer's stream that does not exist yet makes the publish fail;
 /// the outbound log keeps the envelope and the bridge publishes it again.
 /// </summary>
 public sealed class NatsFederationLink : IFederationLink

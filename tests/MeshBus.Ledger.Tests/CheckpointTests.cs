@@ -116,5 +116,29 @@ public sealed class CheckpointTests : IDisposable
         Assert.Equal(11, (await witnessDb.GetWitnessStateAsync(Origin))!.Size);
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task Two_witness_replicas_racing_on_diverging_heads_of_one_size_never_both_cosign()
+    {
+        for (var round = 0; round < 20; round++)
+        {
+            // Two replicas: two connections to the one witness store, each with its own CheckpointWitness.
+            var name = $"witness-{round}.db";
+            await using var first = Open(name);
+            await using var second = Open(name);
+            var cosigner = new CosignatureSigner("globex.example/witness", Enumerable.Range(60, 32).Select(i => (byte)i).ToArray(), _time);
+            var a = SignedNote.Sign(new Checkpoint(Origin, 5, MerkleTree.LeafHash([1])).ToBody(), _signer);
+            var b = SignedNote.Sign(new Checkpoint(Origin, 5, MerkleTree.LeafHash([2])).ToBody(), _signer);
+
+            var outcomes = await Task.WhenAll(
+                Task.Run(() => new CheckpointWitness(first, cosigner).CosignAsync(Origin, a, 0, [], [_signer.VerifierKey])),
+                Task.Run(() => new CheckpointWitness(second, cosigner).CosignAsync(Origin, b, 0, [], [_signer.VerifierKey])));
+
+            Assert.Equal(1, outcomes.Count(o => o.Cosigned));
+            var state = await first.GetWitnessStateAsync(Origin);
+            var winner = outcomes[0].Cosigned ? a : b;
+            Assert.Equal(winner, state!.Note);
+        }
+    }
+
     public void Dispose() => _dir.Dispose();
 }

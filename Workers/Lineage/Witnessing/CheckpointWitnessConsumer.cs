@@ -16,7 +16,8 @@ namespace MeshBus.Workers.Lineage.Witnessing;
 /// compare-and-swap, so two replicas never cosign diverging heads), else <see cref="CosignConflict"/> naming the size it
 /// is at. Two validly signed checkpoints that cannot be consistent (same size, other root; or no valid consistency
 /// proof from the cosigned one) are a fork: the witness refuses, appends both notes to this domain's lineage as
-/// evidence, and the peer's trust lapses (<see cref="TrustLapsed"/>, <see cref="GovernanceReason.LogInconsistent"/>).
+/// evidence, and the peer's trust lapses (<see cref="TrustLapsed"/>, <see cref="GovernanceReason.LogInconsistent"/>) with
+/// one <see cref="HaltExecution"/> scoped to the peer, as the sync watchdog orders on a stall.
 /// A smaller or late checkpoint is not a fork.
 /// </summary>
 public sealed class CheckpointWitnessConsumer(
@@ -80,6 +81,9 @@ public sealed class CheckpointWitnessConsumer(
             await log.AppendAsync(new LineageEntry(ForkEvidence.Key(evidence), nameof(ForkEvidence), Canonical.Json(evidence)), context.CancellationToken);
             logger.LogCritical("Fork of {Origin}: {Detail}; trust in {Peer} lapsed (LogInconsistent), both notes kept in lineage", m.Origin, outcome.Detail, m.Domain);
             await context.Publish(new TrustLapsed(self, GovernanceScope.Peer, m.Domain, GovernanceReason.LogInconsistent, $"{m.Origin}: {outcome.Detail}", now), context.CancellationToken);
+            // As the sync watchdog does on a lapse: one halt scoped to the peer, which Enforce fans out to the work involving it.
+            await context.Publish(new HaltExecution(ForkHaltId(m.Origin, m.Checkpoint), self, GovernanceScope.Peer, m.Domain, GovernanceReason.LogInconsistent,
+                $"{m.Domain}'s log forked: {outcome.Detail}", now), context.CancellationToken);
         }
         else
         {
@@ -88,6 +92,10 @@ public sealed class CheckpointWitnessConsumer(
 
         await context.Publish(new CosignConflict(self, m.Origin, outcome.Size, outcome.Detail ?? "refused") { Fork = outcome.Fork }, context.CancellationToken);
     }
+
+    /// <summary>The same fork (a redelivered request) orders the same halt.</summary>
+    private static Guid ForkHaltId(string origin, string conflictingNote) =>
+        new(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"meshbus-fork-halt/v1\n{origin}\n{conflictingNote}")).AsSpan(0, 16));
 
     private static bool TryBase64(string text, out byte[] bytes)
     {

@@ -106,6 +106,7 @@ internal sealed class WitnessDomain : IAsyncDisposable
             e.Handler<Contracts.CheckpointCosigned>(c => Record(c.Message));
             e.Handler<Contracts.CosignRequest>(c => Record(c.Message));
             e.Handler<Contracts.ProofResponse>(c => Record(c.Message));
+            e.Handler<Contracts.HaltExecution>(c => Record(c.Message));
         });
         _provider.GetRequiredService<IBus>().ConnectConsumeObserver(new FaultCollector(Faulted));
         foreach (var hosted in _provider.GetServices<IHostedService>())

@@ -124,6 +124,9 @@ public sealed class WitnessingTests
         Assert.Equal(GovernanceReason.LogInconsistent, lapse!.Reason);
         Assert.Equal(GovernanceScope.Peer, lapse.Scope);
         Assert.Equal(Acme, lapse.Subject);
+        var halt = await SkeletonHarness.EventuallyAsync(
+            () => Task.FromResult(globex.Seen.OfType<HaltExecution>().FirstOrDefault(h => h.Domain == Globex)), h => h is not null, "globex to halt its work involving acme", TimeSpan.FromSeconds(30));
+        Assert.Equal((GovernanceScope.Peer, Acme, GovernanceReason.LogInconsistent), (halt!.Scope, halt.Subject, halt.Reason));
         var conflict = await SkeletonHarness.EventuallyAsync(
             () => Task.FromResult(acme.Seen.OfType<CosignConflict>().FirstOrDefault(c => c.Fork)), c => c is not null, "the fork to reach acme", TimeSpan.FromSeconds(30));
         Assert.Equal(Globex, conflict!.Domain);
