@@ -68,7 +68,7 @@ public static class CommandLineApp
             console.Error.WriteLine($"meshbus {command.Name}: cancelled");
             return 130;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or InvalidDataException or System.Text.Json.JsonException or ArgumentException or InvalidOperationException
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or InvalidDataException or System.Text.Json.JsonException or ArgumentException or InvalidOperationException or Microsoft.Extensions.Options.OptionsValidationException
             or System.Data.Common.DbException)
         {
             // DbException: a file that is not a SQLite database, a PostgreSQL server that cannot be reached.

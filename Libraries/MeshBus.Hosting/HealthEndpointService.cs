@@ -6,15 +6,17 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
 
 namespace MeshBus.Hosting;
 
 /// <summary>
 /// Serves <c>/health/live</c> (the process runs) and <c>/health/ready</c> (every check tagged <c>ready</c> passes: the
-/// bus is connected, storage answers) on <see cref="HealthOptions.Urls"/>, on a small Kestrel of its own so the worker
-/// host stays a generic host.
+/// bus is connected, storage answers) and <c>/metrics</c> (the process's metrics in the Prometheus text format, see
+/// <see cref="MeshBusMetrics"/>) on <see cref="HealthOptions.Urls"/>, on a small Kestrel of its own so the worker host
+/// stays a generic host.
 /// </summary>
-internal sealed class HealthEndpointService(IOptions<HealthOptions> options, HealthCheckService checks, ILogger<HealthEndpointService> logger) : IHostedService, IAsyncDisposable
+internal sealed class HealthEndpointService(IOptions<HealthOptions> options, HealthCheckService checks, IServiceProvider services, ILogger<HealthEndpointService> logger) : IHostedService, IAsyncDisposable
 {
     private WebApplication? _app;
 
@@ -40,8 +42,14 @@ internal sealed class HealthEndpointService(IOptions<HealthOptions> options, Hea
                 report.Status == HealthStatus.Healthy ? "ready\n" + body : "not ready\n" + body,
                 statusCode: report.Status == HealthStatus.Healthy ? 200 : 503);
         });
+        // The worker's meter provider (with its Prometheus exporter) lives in the worker's container, not this one.
+        if (services.GetService<MeterProvider>() is { } meters)
+        {
+            _app.MapPrometheusScrapingEndpoint("/metrics", meters, null, null);
+        }
+
         await _app.StartAsync(cancellationToken);
-        logger.LogInformation("Health endpoints on {Urls}: /health/live, /health/ready", urls);
+        logger.LogInformation("Health endpoints on {Urls}: /health/live, /health/ready, /metrics", urls);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)

@@ -12,6 +12,9 @@ public static class MeshBusHost
     public static HostApplicationBuilder CreateBuilder(string[] args, params IMeshBusWorker[] workers)
     {
         var builder = Host.CreateApplicationBuilder(args);
+        // Secrets mounted as files (NAME_FILE); the command line still wins over them.
+        builder.Configuration.AddInMemoryCollection(FileSecrets.Read(FileSecrets.ProcessEnvironment()));
+        builder.Configuration.AddCommandLine(args);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
         MeshBusLogging.Configure(builder.Logging, builder.Configuration);
         builder.Services.AddHostedService<StartLine>();
@@ -110,6 +113,7 @@ public static class MeshBusHost
     public static IConfigurationRoot BuildConfiguration(string[] args, IDictionary<string, string?>? overrides = null) =>
         new ConfigurationBuilder()
             .AddEnvironmentVariables()
+            .AddInMemoryCollection(FileSecrets.Read(FileSecrets.ProcessEnvironment()))
             .AddCommandLine(args)
             .AddInMemoryCollection(overrides ?? new Dictionary<string, string?>())
             .Build();

@@ -9,6 +9,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using OpenTelemetry;
+using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 
 namespace MeshBus.Hosting;
@@ -148,7 +149,7 @@ public static class MeshBusServiceCollectionExtensions
                 serviceName: "meshbus-" + string.Join('+', workers.Select(w => w.Name)),
                 serviceNamespace: "meshbus"))
             .WithTracing(t => t.AddSource(DiagnosticHeaders.DefaultListenerName).AddSource(ActivitySource.Name))
-            .WithMetrics(m => m.AddMeter(InstrumentationOptions.MeterName).AddMeter(Meter.Name));
+            .WithMetrics(m => m.AddMeter(InstrumentationOptions.MeterName).AddMeter(Meter.Name).AddPrometheusExporter());
         // Export only where a collector is named: a newcomer's run must not try to reach one.
         if (!string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT")))
         {

@@ -28,6 +28,16 @@ public sealed class EnforceOptions
     /// <c>Expired</c> instead of repeating the halt (with a known lease, the lease's expiry ends it).
     /// </summary>
     public int MaxHaltRepeats { get; set; } = 10;
+
+    /// <summary>
+    /// How long a finished intent lifecycle (Completed, Halted, Expired, Denied) stays in the saga store after its last
+    /// change before it is deleted; its record stays in lineage. At least one hour, so that every redelivery and late
+    /// report of it has arrived long before.
+    /// </summary>
+    public TimeSpan Retention { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>How often the finished lifecycles past <see cref="Retention"/> are deleted.</summary>
+    public TimeSpan RetentionSweepInterval { get; set; } = TimeSpan.FromMinutes(10);
 }
 
 /// <summary>Checks the <c>Enforce</c> section on start, naming the setting and its environment variable.</summary>
@@ -57,6 +67,12 @@ internal sealed class EnforceOptionsValidator : IValidateOptions<EnforceOptions>
             errors.Add("Enforce:RenewalFraction must be between 0 and 1, e.g. 0.5 (environment variable Enforce__RenewalFraction)");
         }
 
+        if (options.Retention < TimeSpan.FromHours(1))
+        {
+            errors.Add("Enforce:Retention must be at least 01:00:00, e.g. 7.00:00:00 (environment variable Enforce__Retention)");
+        }
+
+        Positive(options.RetentionSweepInterval, nameof(EnforceOptions.RetentionSweepInterval));
         if (options.MaxHaltRepeats < 1)
         {
             errors.Add("Enforce:MaxHaltRepeats must be at least 1 (environment variable Enforce__MaxHaltRepeats)");

@@ -46,6 +46,9 @@ public sealed class EnforceWorker : IMeshBusWorker
         services.TryAddSingleton<ExecutionReportVerifier>();
         services.TryAddSingleton<HaltSigner>();
         services.TryAddSingleton(sp => EnforceGovernanceVerifier.FromDirectory(sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.ResolvedKeyDirectory));
+        services.AddHostedService<ExecutionStateGauge>();
+        services.TryAddSingleton<SagaRetentionSweeper>();
+        services.AddHostedService(sp => sp.GetRequiredService<SagaRetentionSweeper>());
     }
 
     /// <inheritdoc />

@@ -132,6 +132,8 @@ public sealed class WorkerProcessTests
     [InlineData("Enforce", "Enforce__HeartbeatTimeout", "-00:00:01")]
     [InlineData("Sync", "Sync__HeartbeatInterval", "soon")]
     [InlineData("Sync", "Sync__PolicyBundleFile", "/nonexistent/policy.json")]
+    [InlineData("Enforce", "RabbitMqTransport__Password_FILE", "/nonexistent/rabbitmq-password")]
+    [InlineData("Enforce", "Enforce__Retention", "00:10:00")]
     public async Task A_badly_formed_setting_ends_the_worker_with_code_2_naming_the_variable(string workerName, string variable, string value)
     {
         using var worker = new WorkerProcess(
@@ -146,6 +148,28 @@ public sealed class WorkerProcessTests
         Assert.True(code == 2, $"exit code {code?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none (still running)"}\n{worker.Output}");
         Assert.Contains(variable, worker.Output, StringComparison.Ordinal);
         Assert.DoesNotContain("Unhandled exception", worker.Output, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_setting_given_as_a_file_is_read_from_the_file()
+    {
+        var data = TestPaths.TempDirectory();
+        var domainFile = Path.Combine(data, "domain");
+        await File.WriteAllTextAsync(domainFile, "acme.example/from-file\n");
+        // The domain comes only from the file; the bad port makes the worker stop at its settings check, which would
+        // name MeshBus__Domain too if the file had not been read.
+        using var worker = new WorkerProcess(
+            new Dictionary<string, string>
+            {
+                ["MeshBus__Domain_FILE"] = domainFile,
+                ["MeshBus__DataDirectory"] = data,
+                ["RabbitMqTransport__Port"] = "abc",
+            },
+            "Enforce");
+        var code = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(code == 2, $"exit code {code}\n{worker.Output}");
+        Assert.Contains("RabbitMqTransport__Port", worker.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("MeshBus__Domain", worker.Output, StringComparison.Ordinal);
     }
 
     // A worker that cannot do its job answers 503 naming why, and says it in its log at start.

@@ -30,6 +30,27 @@ public interface ISagaStateReader
     /// <exception cref="ArgumentException">The saga type was not registered with <c>SqlRepository</c>.</exception>
     Task<TSaga?> LoadAsync<TSaga>(Guid correlationId, CancellationToken cancellationToken = default)
         where TSaga : class, MassTransit.ISaga, MassTransit.ISagaVersion;
+
+    /// <summary>
+    /// How many committed instances of <typeparamref name="TSaga"/> are in each value of its state member
+    /// <paramref name="stateMember"/> (the JSON name, e.g. <c>currentState</c>).
+    /// </summary>
+    /// <exception cref="ArgumentException">The saga type was not registered with <c>SqlRepository</c>, or the member is no plain name.</exception>
+    Task<IReadOnlyDictionary<string, long>> CountByStateAsync<TSaga>(string stateMember, CancellationToken cancellationToken = default)
+        where TSaga : class, MassTransit.ISaga;
+}
+
+/// <summary>Removes finished saga instances, so the saga table does not grow forever.</summary>
+public interface ISagaRetention
+{
+    /// <summary>
+    /// Deletes the instances of <typeparamref name="TSaga"/> whose state member <paramref name="stateMember"/> (JSON name)
+    /// is one of <paramref name="finalStates"/> and that were last written before <paramref name="updatedBefore"/>,
+    /// with their index rows, in one transaction. Returns how many instances were deleted.
+    /// </summary>
+    /// <exception cref="ArgumentException">The saga type was not registered with <c>SqlRepository</c>, or the member is no plain name.</exception>
+    Task<int> DeleteFinishedAsync<TSaga>(string stateMember, IReadOnlyCollection<string> finalStates, DateTimeOffset updatedBefore, CancellationToken cancellationToken = default)
+        where TSaga : class, MassTransit.ISaga;
 }
 
 /// <summary>The name a saga type is stored under (the <c>saga_type</c> column).</summary>

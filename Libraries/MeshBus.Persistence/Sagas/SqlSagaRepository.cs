@@ -31,6 +31,7 @@ public static class SqlSagaRepositoryExtensions
             services.TryAddSingleton<SqlSagaQueries>();
             services.TryAddSingleton<ISagaIndex>(provider => provider.GetRequiredService<SqlSagaQueries>());
             services.TryAddSingleton<ISagaStateReader>(provider => provider.GetRequiredService<SqlSagaQueries>());
+            services.TryAddSingleton<ISagaRetention>(provider => provider.GetRequiredService<SqlSagaQueries>());
             services.RegisterSagaRepository<TSaga, SqlSagaSession<TSaga>, SagaConsumeContextFactory<SqlSagaSession<TSaga>, TSaga>,
                 SqlSagaRepositoryContextFactory<TSaga>>();
         });

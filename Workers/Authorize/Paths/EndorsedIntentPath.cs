@@ -38,12 +38,13 @@ public sealed class EndorsedIntentPath(
     {
         using var activity = MeshBusServiceCollectionExtensions.ActivitySource.StartActivity("authorize endorsed intent");
         activity?.SetTag("meshbus.intent_id", endorsed.IntentId);
+        var startedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         var now = time.GetUtcNow();
         var (origin, intent) = Origin(endorsed, now);
         var lookups = replay.Begin(intent, cancellationToken);
         try
         {
-            return DecisionMetrics.Count(await DecideAsync(endorsed, origin, intent, redeliveries, now, lookups, cancellationToken));
+            return DecisionMetrics.Count(await DecideAsync(endorsed, origin, intent, redeliveries, now, lookups, cancellationToken), startedAt);
         }
         finally
         {

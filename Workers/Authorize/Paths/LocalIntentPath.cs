@@ -30,11 +30,12 @@ public sealed class LocalIntentPath(
     {
         using var activity = MeshBusServiceCollectionExtensions.ActivitySource.StartActivity("authorize intent");
         activity?.SetTag("meshbus.intent_id", intent.IntentId);
+        var startedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         var now = time.GetUtcNow();
         var lookups = replay.Begin(intent, cancellationToken);
         try
         {
-            return DecisionMetrics.Count(await DecideAsync(intent, redeliveries, now, lookups, cancellationToken));
+            return DecisionMetrics.Count(await DecideAsync(intent, redeliveries, now, lookups, cancellationToken), startedAt);
         }
         finally
         {

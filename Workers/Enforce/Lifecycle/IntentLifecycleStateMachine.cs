@@ -230,6 +230,7 @@ public sealed class IntentLifecycleStateMachine : MassTransitStateMachine<Intent
                 .Then(c => c.Saga.HaltDeadlinesMissed++)
                 .If(c => !c.Saga.QuarantineRequested, b => b
                     .Then(c => c.Saga.QuarantineRequested = true)
+                    .Then(_ => MeshBusMetrics.Quarantines.Add(1, new KeyValuePair<string, object?>("reason", nameof(GovernanceReason.HaltNotAcknowledged))))
                     .Publish(c => signer.Sign(new AgentQuarantined(
                         _domain,
                         c.Saga.Agent,

@@ -3,6 +3,7 @@ using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Json.Schema;
+using Microsoft.Extensions.DependencyInjection;
 using Xunit;
 using YamlDotNet.Core;
 using YamlDotNet.Serialization;
@@ -180,11 +181,24 @@ public sealed class ComposeFileTests
     }
 
     [Fact]
+    public void Compose_waits_longer_for_a_stopping_worker_than_the_workers_own_shutdown_bound()
+    {
+        using var host = MeshBusHost.CreateBuilder(["--MeshBus:Domain=acme.example/prod"], new EmptyWorker()).Build();
+        var bound = host.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Microsoft.Extensions.Hosting.HostOptions>>().Value.ShutdownTimeout;
+        foreach (var (name, service) in Services().Where(s => s.Value?["image"]?.GetValue<string>().StartsWith("meshbus/", StringComparison.Ordinal) == true))
+        {
+            var grace = (string?)service!["stop_grace_period"] ?? "10s";
+            Assert.True(TimeSpan.FromSeconds(int.Parse(grace.TrimEnd('s'), CultureInfo.InvariantCulture)) > bound, $"{name}: stop_grace_period {grace} is not above the shutdown bound {bound}");
+        }
+    }
+
+    [Fact]
     public void One_NATS_with_JetStream_joins_the_domains()
     {
         var services = Services();
         Assert.Single(services, s => s.Value?["image"]?.GetValue<string>().StartsWith("nats:", StringComparison.Ordinal) == true);
         Assert.Contains("-js", services["nats"]!["command"]!.AsArray().Select(c => (string?)c));
+        Assert.Contains("/healthz", services["nats"]!["healthcheck"]!["test"]!.ToJsonString(), StringComparison.Ordinal);
         foreach (var domain in Domains)
         {
             Assert.Contains("federation", services[$"{domain}-sync"]!["networks"]!.AsArray().Select(n => (string?)n));

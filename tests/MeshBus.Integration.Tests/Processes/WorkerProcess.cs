@@ -21,6 +21,9 @@ internal sealed class WorkerProcess : IDisposable
 
     public string Name { get; }
 
+    /// <summary>Where its <c>/health/*</c> and <c>/metrics</c> are served (127.0.0.1).</summary>
+    public int HealthPort => _healthPort;
+
     /// <summary>The operating system process id (what MassTransit reports as the sender's <c>Host.ProcessId</c>).</summary>
     public int Id => _process.Id;
 
