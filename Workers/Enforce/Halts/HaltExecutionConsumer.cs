@@ -1,8 +1,10 @@
 using MassTransit;
 using MeshBus.Contracts;
+using MeshBus.Hosting;
 using MeshBus.Persistence;
 using MeshBus.Workers.Enforce.Lifecycle;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace MeshBus.Workers.Enforce.Halts;
 
@@ -11,7 +13,7 @@ namespace MeshBus.Workers.Enforce.Halts;
 /// the saga index (written in the same transaction as the saga) — and routes it: the halt command to each agent's own
 /// queue, signed (<see cref="HaltSigner"/>; the SDK verifies it, then cancels its lease), an <see cref="ExecutionHaltRequested"/> to each execution's saga.
 /// </summary>
-public sealed class HaltExecutionConsumer(ISagaIndex index, ISagaStateReader states, HaltSigner signer, ILogger<HaltExecutionConsumer> logger) : IConsumer<HaltExecution>
+public sealed class HaltExecutionConsumer(ISagaIndex index, ISagaStateReader states, HaltSigner signer, IOptions<MeshBusOptions> mesh, ILogger<HaltExecutionConsumer> logger) : IConsumer<HaltExecution>
 {
     /// <inheritdoc />
     public async Task Consume(ConsumeContext<HaltExecution> context)
@@ -66,7 +68,11 @@ public sealed class HaltExecutionConsumer(ISagaIndex index, ISagaStateReader sta
 
         logger.LogInformation("Halt {HaltId} ({Scope} {Subject}, {Reason}): {Executions} execution(s), {Agents} agent(s)", halt.HaltId, halt.Scope, halt.Subject, halt.Reason, targets.Count, agents.Count);
         // What an agent acts on carries the domain's signature (DESIGN.md §9); the copy for the sagas needs none.
-        var signed = agents.Count > 0 ? signer.Sign(halt) : halt;
+        // A peer's halt that crossed the bridge (the target of a cross-domain intent halting its part) reaches this
+        // domain's agents as this domain's word: the home domain vouches for it with its own grant key, the key its
+        // agents verify notices with, and names itself (the token's issuer must be the message's domain).
+        var forAgents = halt.Domain == mesh.Value.Domain ? halt : halt with { Domain = mesh.Value.Domain };
+        var signed = agents.Count > 0 ? signer.Sign(forAgents) : halt;
         foreach (var agent in agents)
         {
             var endpoint = await context.GetSendEndpoint(AgentQueue.Address(agent));

@@ -119,7 +119,7 @@ public sealed class EmbeddedFederationTests : IDisposable
 
     [Theory(Timeout = 180_000)]
     [InlineData(O)]
-    [InlineData(T, Skip = "Known failure, issue 17 follow-up in Workers/Enforce/Halts (issue 18's area): the home domain's Enforce sends the target's bridged halt to the agent signed with its own grant key while the halt names the target, so the SDK ignores it ('the token is issued by acme.example/prod, the message names globex.example/prod'); the lease still ends at expiry")]
+    [InlineData(T)]
     public async Task An_operator_halt_in_either_domain_reaches_the_agent_and_the_targets_execution_record(string haltingDomain)
     {
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(150));
