@@ -20,6 +20,14 @@ public sealed class HaltExecutionConsumer(ISagaIndex index, ISagaStateReader sta
     {
         var halt = context.Message;
         var ct = context.CancellationToken;
+        if (halt.Domain != mesh.Value.Domain && halt.Scope != GovernanceScope.Execution)
+        {
+            // A peer's halt crossed the bridge because it concerns an intent the peer shares with this domain: it may
+            // stop that execution, never an agent's, a peer's or a key's other work here (this domain's own Sync turns
+            // a peer's lapse into a peer-scoped halt of its own).
+            throw new MalformedMessageException(typeof(HaltExecution), [$"halt {halt.HaltId} by {halt.Domain}: a peer may halt only an execution it shares, not scope {halt.Scope} '{halt.Subject}'"]);
+        }
+
         var agents = new HashSet<string>(StringComparer.Ordinal);
         IReadOnlyList<Guid> targets;
         if (halt.Scope == GovernanceScope.Execution)

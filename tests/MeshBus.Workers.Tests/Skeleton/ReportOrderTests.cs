@@ -65,6 +65,23 @@ public sealed class ReportOrderTests
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task A_peers_halt_of_wider_scope_than_an_execution_is_refused_and_stops_nothing_here()
+    {
+        await using var mesh = await SkeletonHarness.StartAsync(new Dictionary<string, string?> { ["Enforce:HeartbeatTimeout"] = "01:00:00" });
+        var intentId = Guid.NewGuid();
+        var now = mesh.Clock.GetUtcNow();
+        await mesh.Bus.Publish(new ExecutionStarted(intentId, SkeletonHarness.Domain, Agent, "g-1", now));
+        await mesh.SagaInStateAsync(intentId, "Executing");
+
+        // As if it crossed the bridge naming an intent the peer shares: agent scope would stop all of the agent's work.
+        var halt = new HaltExecution(Guid.NewGuid(), "globex.example/prod", GovernanceScope.Agent, Agent, GovernanceReason.OperatorHalt, "stop everything", now) { IntentId = intentId };
+        await mesh.Bus.Publish(halt);
+
+        await SkeletonHarness.EventuallyAsync(() => Task.FromResult(mesh.Faulted<HaltExecution>(h => h.HaltId == halt.HaltId)), f => f, "the peer's agent-scope halt to be refused");
+        Assert.Equal("Executing", (await mesh.SagaAsync(intentId))!.CurrentState);
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task Halt_never_acknowledged_with_no_lease_known_ends_after_the_configured_repeats()
     {
         await using var mesh = await SkeletonHarness.StartAsync(new Dictionary<string, string?>

@@ -152,6 +152,11 @@ internal sealed class SkeletonHarness : IAsyncDisposable
             () => Task.FromResult(_consumed.Taken.Any(c => c.Endpoint.EndsWith(endpoint, StringComparison.Ordinal) && c.Message is T m && match(m))),
             taken => taken, $"{endpoint} to take the {typeof(T).Name}");
 
+    /// <summary>Whether any consumer faulted on a message of type <typeparamref name="T"/> matching <paramref name="match"/>.</summary>
+    public bool Faulted<T>(Func<T, bool> match)
+        where T : class =>
+        _consumed.Faulted.Any(c => c.Message is T m && match(m));
+
     public Task<IntentLifecycleState?> SagaAsync(Guid intentId) =>
         _provider.GetRequiredService<ISagaStateReader>().LoadAsync<IntentLifecycleState>(intentId);
 
