@@ -46,12 +46,9 @@ public sealed class CrossDomainEvidenceTests
     private static string TrustDirectory(params WitnessDomain[] domains)
     {
         var dir = Path.Combine(Path.GetTempPath(), "meshbus-pinned-" + Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(dir);
         foreach (var d in domains)
         {
-            var file = d.Name.Replace('/', '_').Replace('.', '_');
-            File.WriteAllText(Path.Combine(dir, file + ".vkey"), File.ReadAllText(Path.Combine(d.KeyDirectory, DomainKeys.RootVerifierKeyFile)));
-            File.WriteAllText(Path.Combine(dir, file + ".keyset.json"), d.Keys.SignedKeySet);
+            d.ExportTrust(dir);
         }
 
         return dir;

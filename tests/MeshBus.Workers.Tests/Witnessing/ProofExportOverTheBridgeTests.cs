@@ -54,13 +54,8 @@ public sealed class ProofExportOverTheBridgeTests(RabbitMqFixture rabbit) : IAsy
         await globex.Lineage.AppendAsync(new LineageEntry($"decision:{intent:D}", "TestEvent", Canonical.Json(new { type = "TestEvent", @event = new { intentId = intent.ToString("D") } })));
         await acme.CosignedAsync(globex, 1);
         var pinned = Path.Combine(acme.Directory, "pinned");
-        Directory.CreateDirectory(pinned);
-        foreach (var d in new[] { acme, globex })
-        {
-            var file = d.Name.Replace('/', '_').Replace('.', '_');
-            File.Copy(Path.Combine(d.KeyDirectory, DomainKeys.RootVerifierKeyFile), Path.Combine(pinned, file + ".vkey"));
-            await File.WriteAllTextAsync(Path.Combine(pinned, file + ".keyset.json"), d.Keys.SignedKeySet);
-        }
+        acme.ExportTrust(pinned);
+        globex.ExportTrust(pinned);
 
         var bundleFile = Path.Combine(acme.Directory, "evidence.json");
         var export = await RunAsync("proof", "export", "--intent", intent.ToString("D"), "--out", bundleFile, "--store", Path.Combine(acme.Directory, "lineage.db"),

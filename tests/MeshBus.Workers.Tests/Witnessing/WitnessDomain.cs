@@ -60,13 +60,15 @@ internal sealed class WitnessDomain : IAsyncDisposable
     }
 
     /// <summary>Pins <paramref name="peer"/>'s root and key set here, as <c>meshbus trust add</c> does.</summary>
-    public void Pin(WitnessDomain peer)
+    public void Pin(WitnessDomain peer) => peer.ExportTrust(Path.Combine(KeyDirectory, "trust"));
+
+    /// <summary>Writes this domain's root and key set into <paramref name="directory"/>, the layout of <c>meshbus trust export --out</c>.</summary>
+    public void ExportTrust(string directory)
     {
-        var trust = Path.Combine(KeyDirectory, "trust");
-        System.IO.Directory.CreateDirectory(trust);
-        var file = peer.Name.Replace('/', '_').Replace('.', '_');
-        File.WriteAllText(Path.Combine(trust, file + ".vkey"), File.ReadAllText(Path.Combine(peer.KeyDirectory, DomainKeys.RootVerifierKeyFile)));
-        File.WriteAllText(Path.Combine(trust, file + ".keyset.json"), peer.Keys.SignedKeySet);
+        System.IO.Directory.CreateDirectory(directory);
+        var file = Name.Replace('/', '_').Replace('.', '_');
+        File.WriteAllText(Path.Combine(directory, file + ".vkey"), File.ReadAllText(Path.Combine(KeyDirectory, DomainKeys.RootVerifierKeyFile)));
+        File.WriteAllText(Path.Combine(directory, file + ".keyset.json"), Keys.SignedKeySet);
     }
 
     public async Task StartAsync(InProcessFederationNetwork network, int checkpointEveryEntries = 1, IDictionary<string, string?>? settings = null)
