@@ -102,7 +102,7 @@ public sealed class GovernanceAuthority
             {
                 var domain = _load();
                 var trust = domain.LoadTrust();
-                var roots = new Dictionary<string, VerifierKey>(trust.PinnedRoots, StringComparer.Ordinal) { [domain.Root.Name] = domain.Root };
+                var roots = GovernanceVerifier.RootsOf(trust, domain.Root);
                 _loaded = new Loaded(trust, roots, new GovernanceVerifier(trust, roots));
             }
 

@@ -195,6 +195,20 @@ public sealed class GovernanceSigner(Func<ISigner> envelopeKey)
 /// <param name="roots">The root verifier keys by domain (the own root and the pinned peers' roots).</param>
 public sealed class GovernanceVerifier(IKeyResolver keys, IReadOnlyDictionary<string, VerifierKey> roots)
 {
+    /// <summary>The roots a domain's verifier knows: the peers pinned in <paramref name="trust"/> and its own root.</summary>
+    public static IReadOnlyDictionary<string, VerifierKey> RootsOf(TrustConfig? trust, VerifierKey? ownRoot)
+    {
+        var roots = trust is null
+            ? new Dictionary<string, VerifierKey>(StringComparer.Ordinal)
+            : new Dictionary<string, VerifierKey>(trust.PinnedRoots, StringComparer.Ordinal);
+        if (ownRoot is not null)
+        {
+            roots[ownRoot.Name] = ownRoot;
+        }
+
+        return roots;
+    }
+
     /// <summary>A heartbeat signed by its domain's envelope key.</summary>
     public VerificationResult<string> Verify(DomainHeartbeat message, DateTimeOffset now) =>
         GovernanceSignatures.Verify(message, message.Signature, message.Domain, KeyUsage.Envelope, keys, now);

@@ -20,24 +20,8 @@ public sealed record AuthorizeKeys(IKeyResolver Resolver, ISigner GrantSigner, l
     public VerifierKey? OwnRoot { get; init; }
 
     /// <summary>The verifier of governance statements: envelope keys through <see cref="Resolver"/>, roots pinned or own.</summary>
-    public GovernanceVerifier GovernanceVerifier()
-    {
-        var roots = new Dictionary<string, VerifierKey>(StringComparer.Ordinal);
-        if (Resolver is TrustConfig trust)
-        {
-            foreach (var (domain, root) in trust.PinnedRoots)
-            {
-                roots[domain] = root;
-            }
-        }
-
-        if (OwnRoot is { } own)
-        {
-            roots[own.Name] = own;
-        }
-
-        return new GovernanceVerifier(Resolver, roots);
-    }
+    public GovernanceVerifier GovernanceVerifier() =>
+        new(Resolver, MeshBus.Trust.GovernanceVerifier.RootsOf(Resolver as TrustConfig, OwnRoot));
 }
 
 /// <summary>Credential and proof-of-possession checks on <see cref="Credentials"/> and <see cref="IntentSignature"/>.</summary>
