@@ -36,6 +36,18 @@ public sealed record EmbeddedMeshOptions(string Domain, string DataDirectory, st
     /// this domain's NATS user (the same bridge over JetStream); its creator disposes it after the mesh.
     /// </summary>
     public IFederationLink? FederationLink { get; init; }
+
+    /// <summary>
+    /// More configuration, applied over what the other options set (e.g. <c>Sync:HeartbeatInterval</c> = <c>00:00:00.5</c>
+    /// for a short demo); validated on start like every setting. Null: none.
+    /// </summary>
+    public IReadOnlyDictionary<string, string?>? Settings { get; init; }
+
+    /// <summary>
+    /// Adds services to the host before it is built, e.g. a MassTransit observer (<c>AddPublishObserver</c>) that sees
+    /// every message of this domain's bus from the start. Null: none.
+    /// </summary>
+    public Action<IServiceCollection>? ConfigureServices { get; init; }
 }
 
 /// <summary>
@@ -104,8 +116,14 @@ public sealed class EmbeddedMesh : IAsyncDisposable
             builder.Services.AddSingleton(link);
         }
 
+        foreach (var (key, value) in options.Settings ?? new Dictionary<string, string?>())
+        {
+            settings[key] = value;
+        }
+
         builder.Configuration.AddInMemoryCollection(settings);
         builder.Services.AddMeshBus(builder.Configuration, Workers());
+        options.ConfigureServices?.Invoke(builder.Services);
         var host = builder.Build();
         try
         {
