@@ -70,6 +70,9 @@ public sealed class DemoCommandTests : IDisposable
         var issuedAtAcme = First(t, "GrantIssued crossing to acme", e => Of(e, Acme, "GrantIssued", granted), issued);
         var started = First(t, "ExecutionStarted in partner", e => Of(e, Partner, "ExecutionStarted", granted), issuedAtAcme);
         var renewed = First(t, "GrantRenewed in partner", e => Of(e, Partner, "GrantRenewed", granted), started);
+        // Partner, which decided the grant, renews it; acme's side never asks its own Authorize (it holds only the egress decision).
+        Assert.DoesNotContain(t, e => e.Domain == Acme && e.Event == "EvaluateIntent");
+        Assert.DoesNotContain(t, e => e.IntentId == granted && e.Event == "GrantDenied" && e.Index < First(t, "ExecutionCompleted", x => Of(x, Acme, "ExecutionCompleted", granted)));
 
         // Phase 2: a denial by partner's policy (decided in partner, crossing back) and one by acme's egress policy (never crossing).
         var byPartner = First(t, "GrantDenied by partner", e => Of(e, Partner, "GrantDenied", reason: "PolicyDenied"), renewed);
