@@ -62,14 +62,14 @@ internal sealed class FederationDemo(string data, DemoScenario scenario, DemoTim
     public static readonly TimeSpan StallAfter = TimeSpan.FromSeconds(2.5);
 
     // The demo's short intervals (the defaults are for fleets): heartbeats every 0.5 s, the freshness bound 2 s (shorter than
-    // the stall bound, so new intents are refused before running work is halted), a checkpoint each second, renewals asked
-    // for as soon as a tenth of the lease has passed.
+    // the stall bound, so new intents are refused before running work is halted; an intent waits at most 0.5 s for it), a
+    // checkpoint each second, renewals asked for as soon as a tenth of the lease has passed.
     private static readonly Dictionary<string, string?> Settings = new()
     {
         ["Sync:HeartbeatInterval"] = "00:00:00.5",
         ["Sync:PeerStallAfter"] = StallAfter.ToString("c"),
         ["Authorize:HeartbeatBoundSeconds"] = "2",
-        ["Authorize:SyncWaitSeconds"] = "1",
+        ["Authorize:SyncWaitSeconds"] = "0.5",
         ["Authorize:ReplicaReportSeconds"] = "0.5",
         ["MeshBus:RedeliverySeconds:0"] = "0.25",
         ["MeshBus:RedeliverySeconds:1"] = "0.5",
@@ -106,10 +106,6 @@ internal sealed class FederationDemo(string data, DemoScenario scenario, DemoTim
         var (acme, partner) = (federation[Acme], federation[Partner]);
         Step("federation started", true, $"{string.Join(", ", EmbeddedMesh.WorkerNames)} for each domain, in-memory buses, SQLite, " +
             $"in-process bridge; started in {_clock.ElapsedMilliseconds - started} ms");
-        await StepUntilAsync("governance in sync", async () =>
-                await HeardAsync(acme, Partner, ct) && await HeardAsync(partner, Acme, ct),
-            "each domain's Sync verified and recorded a signed heartbeat of the other (over the bridge)", ct);
-
         var agentKey = Ed25519Keys.NewPrivateKey();
         var subject = Acme + "/agents/deployer";
         var acmeDomainKeys = DomainKeys.Load(acmeKeys, KeyUsage.Credential);
@@ -127,6 +123,9 @@ internal sealed class FederationDemo(string data, DemoScenario scenario, DemoTim
             DecisionTimeout = TimeSpan.FromSeconds(10),
         }, ct);
         say($"agent {subject} (credential from {Acme}) on acme's bus only; queue {agent.QueueName}");
+        await StepUntilAsync("governance in sync", async () =>
+                await HeardAsync(acme, Partner, ct) && await HeardAsync(partner, Acme, ct),
+            "each domain's Sync verified and recorded a signed heartbeat of the other (over the bridge)", ct);
 
         // Lifecycle phases 1-6 (DESIGN.md §3): a cross-domain grant verified by the agent, execution and renewals.
         Part(1, "an acme agent's intent on a partner resource (lifecycle phases 1-6)");
@@ -161,6 +160,8 @@ internal sealed class FederationDemo(string data, DemoScenario scenario, DemoTim
         await granted.CompleteAsync("deployed", ct);
         await StepUntilAsync("execution completed", async () => await partner.LifecycleStateAsync(granted.IntentId, ct) == "Completed",
             "ExecutionCompleted crossed to partner; partner's execution record Completed", ct);
+        // What parts 1-3 recorded; part 5 shows it cosigned while the rest of the demo runs.
+        var (acmeSize, partnerSize) = (await SizeAsync(acme, ct), await SizeAsync(partner, ct));
 
         // Lifecycle phase 6: the bridge stalls, the watchdog halts the running work; recovery restores trust, nothing resumes.
         Part(4, "the bridge stalls: the watchdog lapses trust and halts the running work (phase 6)");
@@ -195,13 +196,13 @@ internal sealed class FederationDemo(string data, DemoScenario scenario, DemoTim
 
         // Lifecycle phase 7: witnessing and evidence.
         Part(5, "checkpoints cosigned by the other domain's witness (phase 7)");
-        var acmeCheckpoint = await CosignedCheckpointAsync(acme, Partner, await SizeAsync(acme, ct), ct);
-        var partnerCheckpoint = await CosignedCheckpointAsync(partner, Acme, await SizeAsync(partner, ct), ct);
+        var acmeCheckpoint = await CosignedCheckpointAsync(acme, Partner, acmeSize, ct);
+        var partnerCheckpoint = await CosignedCheckpointAsync(partner, Acme, partnerSize, ct);
         Step("acme's checkpoint cosigned by partner's witness", acmeCheckpoint is not null, acmeCheckpoint is { } a
-            ? $"{LineageNames.Origin(Acme)} at size {a.Size} cosigned by {LineageNames.Witness(Partner)} after a consistency proof"
+            ? $"{LineageNames.Origin(Acme)} at size {a.Size} (parts 1-3 recorded {acmeSize} entries) cosigned by {LineageNames.Witness(Partner)} after a consistency proof"
             : "no cosigned checkpoint");
         Step("partner's checkpoint cosigned by acme's witness", partnerCheckpoint is not null, partnerCheckpoint is { } p
-            ? $"{LineageNames.Origin(Partner)} at size {p.Size} cosigned by {LineageNames.Witness(Acme)} after a consistency proof"
+            ? $"{LineageNames.Origin(Partner)} at size {p.Size} (parts 1-3 recorded {partnerSize} entries) cosigned by {LineageNames.Witness(Acme)} after a consistency proof"
             : "no cosigned checkpoint");
 
         Part(6, "evidence bundles verified offline against the two pinned roots only (phase 7)");
