@@ -238,8 +238,12 @@ wait_ready() {
     [ ${#pending[@]} -eq 0 ] && return 0
     if [ "$(date +%s)" -ge "$end" ]; then
       for name in "${pending[@]}"; do
-        log "$name is not ready after ${READY_TIMEOUT} s; /health/ready said:"
-        sed -n '/^\r\{0,1\}$/,$p' "$D/run/$name.ready" | sed '1d' >&2
+        if [ -s "$D/run/$name.ready" ]; then
+          log "$name is not ready after ${READY_TIMEOUT} s; /health/ready said:"
+          sed -n '/^\r\{0,1\}$/,$p' "$D/run/$name.ready" | sed '1d' >&2
+        else
+          log "$name is not ready after ${READY_TIMEOUT} s: nothing answered on 127.0.0.1:$(cat "$D/run/$name.port")"
+        fi
         log "the end of $D/logs/$name.log:"
         tail -n 30 "$D/logs/$name.log" >&2
       done
