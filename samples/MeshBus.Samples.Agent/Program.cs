@@ -67,7 +67,9 @@ try
         Credential = credential,
         KeyResolver = trust,
         EntityPrefix = options.Prefix,
-        DecisionTimeout = TimeSpan.FromSeconds(20),
+        // Longer than Authorize's wait for fresh governance (Authorize:SyncWaitSeconds, 20 s), so an intent that met
+        // stale governance comes back as a SyncStale denial with its reason instead of a timeout here.
+        DecisionTimeout = TimeSpan.FromSeconds(45),
     }, bound.Token);
 
     var request = new IntentRequest(options.Action, options.Resource)
