@@ -57,6 +57,7 @@ public sealed class SyncWorker : IMeshBusWorker
         services.AddHostedService<DomainHeartbeatPublisher>();
         services.AddHostedService<KeySetPublisher>();
         services.TryAddSingleton<FederationPolicyDistributor>();
+        services.AddHostedService<WatchdogRearmer>();
         services.AddHostedService(sp => sp.GetRequiredService<FederationPolicyDistributor>());
         services.TryAddPeerSyncStore();
         services.TryAddSingleton(sp =>

@@ -96,6 +96,11 @@ public sealed class FederationWatchdogStateMachine : MassTransitStateMachine<Fed
 
         InstanceState(x => x.CurrentState);
         Event(() => Observed, e => e.CorrelateById(m => m.Message.WatchdogId));
+        Event(() => Rearmed, e =>
+        {
+            e.CorrelateById(m => m.Message.WatchdogId);
+            e.OnMissingInstance(m => m.Discard());
+        });
         Schedule(() => DeadlineDue, x => x.DeadlineToken, s =>
         {
             s.Delay = _options.FederationMismatchAfter;
@@ -119,6 +124,8 @@ public sealed class FederationWatchdogStateMachine : MassTransitStateMachine<Fed
                 .TransitionTo(Diverging));
 
         During(Diverging,
+            When(Rearmed)
+                .Schedule(DeadlineDue, c => new FederationDeadlineDue(c.Saga.CorrelationId), c => Remaining(c.Saga)),
             When(Observed, c => !c.Message.Agrees)
                 .Then(c => Diverge(c.Saga, c.Message)),
             When(Observed, c => c.Message.Agrees && Remove(c.Saga.Diverged, c.Message.Peer).Length > 0)
@@ -161,6 +168,9 @@ public sealed class FederationWatchdogStateMachine : MassTransitStateMachine<Fed
 
     /// <summary>A recorded peer heartbeat.</summary>
     public Event<FederationPeerObserved> Observed { get; } = null!;
+
+    /// <summary>Sync started: the pending deadline is scheduled again.</summary>
+    public Event<WatchdogRearm> Rearmed { get; } = null!;
 
     /// <summary>The disagreement deadline.</summary>
     public Schedule<FederationWatchdogState, FederationDeadlineDue> DeadlineDue { get; } = null!;

@@ -34,6 +34,11 @@ public sealed class PeerWatchdogStateMachine : MassTransitStateMachine<PeerWatch
         InstanceState(x => x.CurrentState);
         Event(() => Progressed, e => e.CorrelateById(m => m.Message.WatchdogId));
         Event(() => Contradicted, e => e.CorrelateById(m => m.Message.WatchdogId));
+        Event(() => Rearmed, e =>
+        {
+            e.CorrelateById(m => m.Message.WatchdogId);
+            e.OnMissingInstance(m => m.Discard());
+        });
         Event(() => FederationAgreed, e =>
         {
             e.CorrelateById(m => m.Message.WatchdogId);
@@ -64,6 +69,8 @@ public sealed class PeerWatchdogStateMachine : MassTransitStateMachine<PeerWatch
         During(Watching,
             When(Progressed)
                 .Then(c => Advance(c.Saga, c.Message))
+                .Schedule(DeadlineDue, c => new PeerSyncDeadlineDue(c.Saga.CorrelationId), c => Remaining(c.Saga)),
+            When(Rearmed)
                 .Schedule(DeadlineDue, c => new PeerSyncDeadlineDue(c.Saga.CorrelationId), c => Remaining(c.Saga)),
             // Early (a clock step, a scheduler that fired before this replica's clock reached it): wait for the rest.
             When(DeadlineDue.Received, c => !Due(c.Saga))
@@ -115,6 +122,9 @@ public sealed class PeerWatchdogStateMachine : MassTransitStateMachine<PeerWatch
 
     /// <summary>A contradiction the peer signed.</summary>
     public Event<PeerSyncContradicted> Contradicted { get; } = null!;
+
+    /// <summary>Sync started: the pending deadline is scheduled again.</summary>
+    public Event<WatchdogRearm> Rearmed { get; } = null!;
 
     /// <summary>The federation watchdog saw the peer announce this domain's federation policy again.</summary>
     public Event<Federation.PeerFederationAgreed> FederationAgreed { get; } = null!;
