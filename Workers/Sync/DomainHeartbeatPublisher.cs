@@ -78,9 +78,19 @@ public sealed class DomainHeartbeatPublisher(
 {
     private long _sequence;
 
-    /// <summary>Publishes one signed heartbeat now.</summary>
+    /// <summary>
+    /// Publishes one signed heartbeat now; nothing while a configured domain policy is not applied yet: a restarted
+    /// replica would otherwise announce epoch 0 under a newer signed time than the epoch its peers saw it acknowledge,
+    /// which they rightly take for a contradiction (trust lapses <c>GovernanceInconsistent</c>).
+    /// </summary>
     public Task PublishAsync(CancellationToken cancellationToken)
     {
+        if (!string.IsNullOrWhiteSpace(options.Value.PolicyBundleFile) && governance.Epoch(PolicyScope.Domain) == 0)
+        {
+            logger.LogDebug("No heartbeat yet: the domain policy in {File} is not applied", options.Value.PolicyBundleFile);
+            return Task.CompletedTask;
+        }
+
         var now = clock.GetUtcNow();
         var sequence = Next(now.ToUnixTimeMilliseconds());
         var heartbeat = signer.Sign(new DomainHeartbeat(

@@ -1,6 +1,7 @@
 using MassTransit;
 using MeshBus.Contracts;
 using MeshBus.Hosting;
+using MeshBus.Persistence;
 using MeshBus.Policy;
 using MeshBus.Policy.Bundles;
 using MeshBus.Trust;
@@ -20,7 +21,9 @@ namespace MeshBus.Workers.Sync.Federation;
 /// interval as <see cref="PolicyPublished"/> with <see cref="PolicyPublished.Publisher"/> = this domain: Authorize replicas
 /// load it, the Lineage worker records it, and the bridge relays it to every peer. So a new epoch signed by every member
 /// reaches all of them from whichever member's operator installed it first, and a member that missed it gets it on the
-/// next interval. Two different bundles for one epoch, both signed by every member, are refused (the first stays).
+/// next interval. Two different bundles for one epoch, both signed by every member, are refused (the first stays). Once
+/// every live Authorize replica of this domain decides under the adopted epoch, Sync acknowledges it
+/// (<see cref="PolicySynced"/> with the federation as publisher), right after the adoption and then on every interval.
 /// </summary>
 public sealed class FederationPolicyDistributor(
     IBus bus,
@@ -30,9 +33,16 @@ public sealed class FederationPolicyDistributor(
     IOptions<SyncOptions> options,
     TimeProvider clock,
     WorkerReadiness readiness,
+    GovernanceSigner signer,
+    IReplicaLoadStore replicas,
     ILogger<FederationPolicyDistributor> logger) : BackgroundService
 {
+    // After an adoption, how long (real time, at most one heartbeat interval) Sync looks for every Authorize replica to
+    // have loaded it, and how often: the acknowledgement follows the last replica's report within one poll.
+    private static readonly TimeSpan AcknowledgeWithin = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan AcknowledgePoll = TimeSpan.FromMilliseconds(20);
     private readonly object _gate = new();
+    private readonly SemaphoreSlim _adopted = new(0, 1);
     private string? _bundle;
     private MeshBus.Policy.PolicyVersion? _version;
     private string? _file;
@@ -87,6 +97,15 @@ public sealed class FederationPolicyDistributor(
 
         logger.LogInformation("Adopted the policy of federation {Federation} at epoch {Epoch} ({Digest}) from {Source}", federation, version.Epoch, version.Digest, source);
         readiness.Met("federation policy");
+        try
+        {
+            _adopted.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // Already signalled: the loop acknowledges the latest adoption anyway.
+        }
+
         return true;
     }
 
@@ -148,6 +167,29 @@ public sealed class FederationPolicyDistributor(
         return true;
     }
 
+    /// <summary>
+    /// Sends this domain's acknowledgement of the adopted federation epoch (<see cref="PolicySynced"/>, publisher = the
+    /// federation, signed with the envelope key; the bridge relays it to every peer) when every Authorize replica that
+    /// reported within <see cref="SyncOptions.ReplicaLiveness"/> decides under it; false otherwise (none reporting is none loaded).
+    /// </summary>
+    public async Task<bool> AcknowledgeAsync(CancellationToken cancellationToken)
+    {
+        if (Federation is not { } federation || Adopted is not { } version)
+        {
+            return false;
+        }
+
+        var now = clock.GetUtcNow();
+        var live = await replicas.LiveAsync(now - options.Value.ReplicaLiveness, cancellationToken);
+        if (live.Count == 0 || live.Any(r => r.FederationDigest != version.Digest))
+        {
+            return false;
+        }
+
+        await bus.Publish(signer.Sign(new PolicySynced(mesh.Value.Domain, federation, PolicyScope.Federation, version.Epoch, version.Digest, now)), cancellationToken);
+        return true;
+    }
+
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -156,20 +198,48 @@ public sealed class FederationPolicyDistributor(
             return;
         }
 
+        // Every interval: the file, the publication (late replicas and members catch up) and the acknowledgement. Right
+        // after an adoption (from the file or a member), the acknowledgement is sent as soon as every replica loaded it.
         using var timer = new PeriodicTimer(options.Value.HeartbeatInterval, clock);
-        do
+        var tick = timer.WaitForNextTickAsync(stoppingToken).AsTask();
+        Task? adopted = null;
+        var fresh = true;
+        while (!stoppingToken.IsCancellationRequested)
         {
             AdoptFileIfChanged();
             try
             {
                 await PublishAsync(stoppingToken);
+                var acknowledged = await AcknowledgeAsync(stoppingToken);
+                for (var waited = TimeSpan.Zero; fresh && !acknowledged && waited < AcknowledgeWithin && waited < options.Value.HeartbeatInterval; waited += AcknowledgePoll)
+                {
+                    await Task.Delay(AcknowledgePoll, stoppingToken);
+                    acknowledged = await AcknowledgeAsync(stoppingToken);
+                }
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                logger.LogWarning("Publishing the federation policy failed; retrying on the next interval: {Reason}", e.Message);
+                logger.LogWarning("Publishing or acknowledging the federation policy failed; retrying on the next interval: {Reason}", e.Message);
+            }
+
+            adopted ??= _adopted.WaitAsync(stoppingToken);
+            if (await Task.WhenAny(tick, adopted) == tick)
+            {
+                if (!await tick)
+                {
+                    return;
+                }
+
+                tick = timer.WaitForNextTickAsync(stoppingToken).AsTask();
+                fresh = false;
+            }
+            else
+            {
+                await adopted;
+                adopted = null;
+                fresh = true;
             }
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
     private VerifierKey? OwnRoot()

@@ -12,7 +12,7 @@ namespace MeshBus.Workers.Sync.Watchdog;
 /// while the watchdogs' state is kept in SQLite: without this, a peer that fell silent across a restart would never be
 /// found stalled (fail open). A watchdog that does not exist yet, or is not waiting for a deadline, ignores it.
 /// </summary>
-public sealed class WatchdogRearmer(IBus bus, SyncPeers peers, IOptions<SyncOptions> options, ILogger<WatchdogRearmer> logger) : BackgroundService
+public sealed class WatchdogRearmer(IBusControl bus, SyncPeers peers, IOptions<SyncOptions> options, ILogger<WatchdogRearmer> logger) : BackgroundService
 {
     /// <summary>Publishes the re-arm requests now.</summary>
     public async Task RearmAsync(CancellationToken cancellationToken)
@@ -33,6 +33,8 @@ public sealed class WatchdogRearmer(IBus bus, SyncPeers peers, IOptions<SyncOpti
     {
         try
         {
+            // Published before the watchdogs' endpoint is bound, a request would be lost (in memory nothing keeps it).
+            await bus.WaitForHealthStatus(BusHealthStatus.Healthy, stoppingToken);
             await RearmAsync(stoppingToken);
         }
         catch (Exception e) when (e is not OperationCanceledException)

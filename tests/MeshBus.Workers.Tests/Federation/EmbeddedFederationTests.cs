@@ -203,6 +203,11 @@ public sealed class EmbeddedFederationTests : IDisposable
         var targetSync = x.Federation[T].Services.GetRequiredService<MeshBus.Workers.Sync.IAppliedGovernance>();
         await EventuallyAsync(() => Task.FromResult(targetSync.Epoch(MeshBus.Contracts.PolicyScope.Federation) == 3), bound.Token);
 
+        // The target acknowledges the epoch once its Authorize replica decides under it; the origin records that.
+        var originPeers = x.Federation[O].Services.GetRequiredService<MeshBus.Persistence.IPeerSyncStore>();
+        await EventuallyAsync(async () => await originPeers.AcknowledgedAsync(T, Federation, nameof(MeshBus.Contracts.PolicyScope.Federation), bound.Token) is { Epoch: 3 },
+            bound.Token);
+
         var lease = await GrantedAndStartedAsync(x, bound.Token);
 
         // Both decided under it: the target's grant names it, and it is the origin's.

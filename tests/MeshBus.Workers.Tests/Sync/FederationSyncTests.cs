@@ -1,7 +1,9 @@
 using MeshBus.Contracts;
+using MeshBus.Persistence;
 using MeshBus.Policy.Bundles;
 using MeshBus.Trust;
 using MeshBus.Workers.Sync;
+using MeshBus.Workers.Sync.Federation;
 using MeshBus.Workers.Tests.Authorize;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -93,6 +95,28 @@ public sealed class FederationSyncTests : IAsyncLifetime
         var heartbeats = _sync.Services.GetServices<IHostedService>().OfType<DomainHeartbeatPublisher>().Single();
         await heartbeats.PublishAsync(default);
         Assert.Contains(_sync.PublishedOf<DomainHeartbeat>(), h => h.Domain == SyncHarness.Domain && h.FederationPolicyDigest == digest);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task The_adopted_federation_epoch_is_acknowledged_only_once_every_live_Authorize_replica_decides_under_it()
+    {
+        var digest = Applied.Digest(PolicyScope.Federation);
+        var replicas = _sync.Services.GetRequiredService<IReplicaLoadStore>();
+        var distributor = _sync.Services.GetRequiredService<FederationPolicyDistributor>();
+        var now = _clock.GetUtcNow();
+        await replicas.ReportAsync("authorize-1", now, 1, digest, default);
+        await replicas.ReportAsync("authorize-2", now, 1, "", default);
+
+        Assert.False(await distributor.AcknowledgeAsync(default));
+        Assert.DoesNotContain(_sync.PublishedOf<PolicySynced>(), s => s.Scope == PolicyScope.Federation);
+
+        await replicas.ReportAsync("authorize-2", now, 1, digest, default);
+        Assert.True(await distributor.AcknowledgeAsync(default));
+
+        var ack = Assert.Single(_sync.PublishedOf<PolicySynced>(), s => s.Scope == PolicyScope.Federation);
+        Assert.Equal((SyncHarness.Domain, Federation, 2L, digest), (ack.Domain, ack.Publisher, ack.Epoch, ack.Digest));
+        Assert.True(new GovernanceVerifier(_sync.Peers.Trust, GovernanceVerifier.RootsOf(_sync.Peers.Trust,
+            DomainAdministration.ReadRoot(Path.Combine(_dir, "keys")).VerifierKey)).Verify(ack, _clock.GetUtcNow()).IsValid, "signed with the domain's envelope key");
     }
 
     [Fact(Timeout = 60_000)]

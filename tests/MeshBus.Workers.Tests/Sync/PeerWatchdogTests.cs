@@ -115,10 +115,13 @@ public sealed class PeerWatchdogTests : IAsyncLifetime
         await _sync.DeliverAsync(last);
         var deadline = last.SentAt + StallAfter;
         await _sync.AdvanceAsync(TimeSpan.FromSeconds(20));
+        var scheduled = (await _sync.WatchdogAsync())!.DeadlineToken;
 
         // Restart: the in-memory scheduler's pending deadline died with the old process; the watchdog's state did not.
         await _sync.DisposeAsync();
         _sync = await SyncHarness.StartAsync(_dir, _clock, _peer, StallAfter);
+        await Skeleton.SkeletonHarness.EventuallyAsync(async () => (await _sync.WatchdogAsync())!.DeadlineToken, token => token != scheduled,
+            "the deadline scheduled again at start");
         await _sync.IdleAsync();
 
         await _sync.AdvanceAsync(deadline - _clock.GetUtcNow() - Tick);
