@@ -38,8 +38,9 @@ public sealed record EmbeddedMeshOptions(string Domain, string DataDirectory, st
     public IFederationLink? FederationLink { get; init; }
 
     /// <summary>
-    /// More configuration, applied over what the other options set (e.g. <c>Sync:HeartbeatInterval</c> = <c>00:00:00.5</c>
-    /// for a short demo); validated on start like every setting. Null: none.
+    /// More settings, by configuration key (e.g. <c>Sync:FederationName</c>, or <c>Sync:HeartbeatInterval</c> =
+    /// <c>00:00:00.5</c> for a short demo), applied over the ones these options make; they are validated on start like
+    /// every worker's. Null: none.
     /// </summary>
     public IReadOnlyDictionary<string, string?>? Settings { get; init; }
 
