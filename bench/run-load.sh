@@ -5,6 +5,8 @@
 # PostgreSQL), embedded, two-domain bridge — at 1, 8, 32 and 128 in flight and open loop at a fixed rate.
 # Writes bench/results/load-<UTC time>.json and .md (override with LOAD_OUT=DIR). Extra arguments go to the tool
 # (e.g. --runs 5 --seconds 6, --levels 8,32, --groups rabbitmq).
+# LOAD_BEFORE=<commit>: also measures that commit's hosted responder and SQLite Authorize stack in the same run
+# (paths hosted-bare@before, grant-sqlite@before), from a copy built in a temporary directory.
 # Servers: those of scripts/servers.sh (the defaults below), or the shared ones:
 #   source /work/wt/SHARED-SERVERS.env && bench/run-load.sh
 set -euo pipefail
@@ -23,11 +25,19 @@ fi
 dotnet build -c Release bench/MeshBus.Load.Plain -v q -nologo >/dev/null
 dotnet build -c Release bench/MeshBus.Load -v q -nologo >/dev/null
 
+before=()
+if [ -n "${LOAD_BEFORE:-}" ]; then
+  tree=$(mktemp -d /tmp/meshbus-load-before.XXXXXX)
+  git archive "$LOAD_BEFORE" | tar -x -C "$tree"
+  dotnet build -c Release "$tree/bench/MeshBus.Load" -v q -nologo >/dev/null
+  before=(--before "$tree")
+fi
+
 user=$(printf '%s' "$AMQP" | sed -E 's#^amqp://([^:@/]+).*#\1#')
 base=$(printf '%s' "$AMQP" | sed -E 's#^(amqp://[^/]+/).*#\1#')
 vhost=meshbus-load-$(date -u +%H%M%S)-$RANDOM
 ctl add_vhost "$vhost" >/dev/null
-trap 'ctl delete_vhost "$vhost" >/dev/null || echo "could not delete virtual host $vhost" >&2' EXIT
+trap 'ctl delete_vhost "$vhost" >/dev/null || echo "could not delete virtual host $vhost" >&2; [ -z "${tree:-}" ] || rm -rf "$tree"' EXIT
 ctl set_permissions -p "$vhost" "$user" '.*' '.*' '.*' >/dev/null
 broker_pid=$(ctl eval 'list_to_integer(os:getpid()).' | tail -n1)
 
@@ -36,6 +46,6 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 echo "uptime at start: $(uptime)"
 dotnet bench/MeshBus.Load/bin/Release/net10.0/MeshBus.Load.dll \
   --amqp "$base$vhost" --postgres "$PG" --broker-pid "$broker_pid" \
-  --json "$OUT/load-$stamp.json" --markdown "$OUT/load-$stamp.md" "$@"
+  --json "$OUT/load-$stamp.json" --markdown "$OUT/load-$stamp.md" "${before[@]}" "$@"
 echo "uptime at end: $(uptime)"
 echo "results: $OUT/load-$stamp.json $OUT/load-$stamp.md"

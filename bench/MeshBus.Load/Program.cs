@@ -16,9 +16,9 @@ if (options is null)
 {
     Console.Error.WriteLine("""
         usage: meshbus-load [--amqp amqp://guest:guest@127.0.0.1:5672/VHOST] [--postgres 'Host=127.0.0.1;Port=5432;Username=postgres']
-                            [--broker-pid PID] [--groups rabbitmq,embedded] [--levels 1,8,32,128] [--rates 200]
+                            [--broker-pid PID] [--groups rabbitmq,embedded] [--paths plain,grant-sqlite,...] [--levels 1,8,32,128] [--rates 200]
                             [--warmup 3] [--runs 3] [--seconds 4] [--max-in-flight 1000]
-                            [--json FILE] [--markdown FILE]
+                            [--before OTHER-TREE] [--json FILE] [--markdown FILE]
         The rabbitmq group needs --amqp (loopback only; give it a virtual host of its own: everything it declares is left
         there). Without --postgres the PostgreSQL path is left out.
         """);
@@ -38,13 +38,13 @@ if (options.BrokerPid is { } brokerPid)
 if (options.Groups.Contains("rabbitmq"))
 {
     await using var rabbit = await RabbitGroup.StartAsync(options);
-    measurements.AddRange(await Session.RunGroupAsync("rabbitmq", rabbit.Paths, rabbit.Watched, common, options));
+    measurements.AddRange(await Session.RunGroupAsync("rabbitmq", options.Select(rabbit.Paths), rabbit.Watched, common, options));
 }
 
 if (options.Groups.Contains("embedded"))
 {
     await using var embedded = await EmbeddedGroup.StartAsync();
-    measurements.AddRange(await Session.RunGroupAsync("embedded", embedded.Paths, new Dictionary<string, Watched>(), [generator], options));
+    measurements.AddRange(await Session.RunGroupAsync("embedded", options.Select(embedded.Paths), new Dictionary<string, Watched>(), [generator], options));
 }
 
 var report = new Report("meshbus-load/v1", startedAt, DateTimeOffset.UtcNow, "meshbus-load " + string.Join(' ', args), Environment.ProcessorCount,
@@ -74,7 +74,7 @@ static async Task<int> HostedResponderAsync()
     var builder = Host.CreateApplicationBuilder();
     builder.Services.AddMeshBus(builder.Configuration, [], x => x.AddConsumer<EchoConsumer>().Endpoint(e =>
     {
-        e.Name = "hosted-echo";
+        e.Name = Environment.GetEnvironmentVariable("LOAD_QUEUE") ?? "hosted-echo";
         e.ConfigureConsumeTopology = false;
     }));
     using var host = builder.Build();
@@ -117,6 +117,9 @@ namespace MeshBus.Load
 
         public IReadOnlyList<string> Groups { get; init; } = ["rabbitmq", "embedded"];
 
+        /// <summary>Only these paths are measured (all of the selected groups when empty); all still start.</summary>
+        public IReadOnlyList<string> Paths { get; init; } = [];
+
         public IReadOnlyList<int> Levels { get; init; } = [1, 8, 32, 128];
 
         public IReadOnlyList<double> Rates { get; init; } = [200];
@@ -129,16 +132,25 @@ namespace MeshBus.Load
 
         public int MaxInFlight { get; init; } = 1000;
 
+        /// <summary>
+        /// Another tree of this repository (built in the same configuration) whose hosted responder and SQLite Authorize
+        /// stack are measured beside this one's, as <c>hosted-bare@before</c> and <c>grant-sqlite@before</c>.
+        /// </summary>
+        public string? Before { get; init; }
+
         public string? JsonFile { get; init; }
 
         public string? MarkdownFile { get; init; }
 
+        /// <summary>The paths of a group to measure.</summary>
+        public IReadOnlyList<LoadPath> Select(IReadOnlyList<LoadPath> paths) => Paths.Count == 0 ? paths : [.. paths.Where(p => Paths.Contains(p.Name))];
+
         /// <summary>The built executable of a project of this repository, in the configuration this tool was built in.</summary>
-        public string Executable(string project, string dll)
+        public string Executable(string project, string dll, string? root = null)
         {
-            // bin/<Configuration>/net10.0 of this assembly → the same of the other project.
+            // bin/<Configuration>/net10.0 of this assembly → the same of the other project (in this tree or in root).
             var bin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-            var repo = bin.Parent!.Parent!.Parent!.Parent!.Parent!.FullName;
+            var repo = root ?? bin.Parent!.Parent!.Parent!.Parent!.Parent!.FullName;
             return Path.Combine(repo, project, "bin", bin.Parent!.Name, bin.Name, dll);
         }
 
@@ -168,6 +180,9 @@ namespace MeshBus.Load
                     case "--groups" when value.Split(',') is var groups && groups.All(g => g is "rabbitmq" or "embedded"):
                         o = o with { Groups = groups };
                         break;
+                    case "--paths" when value.Length > 0:
+                        o = o with { Paths = value.Split(',') };
+                        break;
                     case "--levels" when Ints(value) is { } levels:
                         o = o with { Levels = levels };
                         break;
@@ -188,6 +203,9 @@ namespace MeshBus.Load
                         break;
                     case "--max-in-flight" when int.TryParse(value, out var m) && m > 0:
                         o = o with { MaxInFlight = m };
+                        break;
+                    case "--before" when Directory.Exists(value):
+                        o = o with { Before = Path.GetFullPath(value) };
                         break;
                     case "--json":
                         o = o with { JsonFile = value };

@@ -93,15 +93,20 @@ public sealed class RabbitGroup : IAsyncDisposable
 
         // The generator: plain MassTransit, persistent messages and confirms (its defaults), the agents' queues.
         var agents = new Dictionary<string, LoadAgent>();
-        var stacks = new List<string> { "sqlite" };
+        var stacks = new List<(string Name, string? Root)> { ("sqlite", null) };
         if (_options.Postgres is not null)
         {
-            stacks.Add("postgres");
+            stacks.Add(("postgres", null));
         }
 
-        foreach (var stack in stacks)
+        if (_options.Before is not null)
         {
-            agents[stack] = new LoadAgent(domain, "load-" + stack, keys.Signer(KeyUsage.Credential, now), now);
+            stacks.Add(("sqlite@before", _options.Before));
+        }
+
+        foreach (var (stack, _) in stacks)
+        {
+            agents[stack] = new LoadAgent(domain, "load-" + stack.Replace('@', '-'), keys.Signer(KeyUsage.Credential, now), now);
         }
 
         _bus = Bus.Factory.CreateUsingRabbitMq(cfg =>
@@ -131,29 +136,36 @@ public sealed class RabbitGroup : IAsyncDisposable
         var plainClient = _bus.CreateRequestClient<LoadPing>(new Uri("queue:plain-echo"), RequestTimeout.After(s: 30));
         _paths.Add(new LoadPath("plain", async () => (await plainClient.GetResponse<LoadPong>(new LoadPing(Guid.NewGuid()))).Message is not null, ["plain"]));
 
-        // The same responder with MeshBus's hosting (AddMeshBus: its endpoint filters, telemetry, scheduler).
-        var hostedDirectory = Path.Combine(_dataDirectory, "hosted");
-        Directory.CreateDirectory(hostedDirectory);
-        var hostedEnvironment = new Dictionary<string, string>(broker)
+        // The same responder with MeshBus's hosting (AddMeshBus: its endpoint filters, telemetry, scheduler); with --before
+        // also the one built from the other tree, to measure a change before and after in the same run.
+        foreach (var (suffix, root) in Variants())
         {
-            ["MeshBus__DataDirectory"] = hostedDirectory,
-            ["RabbitMqTransport__EntityPrefix"] = "hosted-",
-        };
-        var hosted = Add(ChildProcess.Start("hosted", _options.Executable("bench/MeshBus.Load", "MeshBus.Load.dll"), ["hosted-responder"], hostedEnvironment));
-        await hosted.WaitLineAsync("ready", ReadyBound);
-        _watched["hosted"] = new Watched("hosted", hosted.Pid, hosted.AllocatedBytesAsync);
-        var hostedClient = _bus.CreateRequestClient<LoadPing>(new Uri("queue:hosted-echo"), RequestTimeout.After(s: 30));
-        _paths.Add(new LoadPath("hosted-bare", async () => (await hostedClient.GetResponse<LoadPong>(new LoadPing(Guid.NewGuid()))).Message is not null, ["hosted"]));
+            var hostedDirectory = Path.Combine(_dataDirectory, "hosted" + suffix);
+            Directory.CreateDirectory(hostedDirectory);
+            var queue = "hosted-echo" + suffix.Replace('@', '-');
+            var hostedEnvironment = new Dictionary<string, string>(broker)
+            {
+                ["MeshBus__DataDirectory"] = hostedDirectory,
+                ["RabbitMqTransport__EntityPrefix"] = "hosted" + suffix.Replace('@', '-') + "-",
+                ["LOAD_QUEUE"] = queue,
+            };
+            var hosted = Add(ChildProcess.Start("hosted" + suffix, _options.Executable("bench/MeshBus.Load", "MeshBus.Load.dll", root), ["hosted-responder"], hostedEnvironment));
+            await hosted.WaitLineAsync("ready", ReadyBound);
+            _watched[hosted.Name] = new Watched(hosted.Name, hosted.Pid, hosted.AllocatedBytesAsync);
+            var hostedClient = _bus.CreateRequestClient<LoadPing>(new Uri("queue:" + queue), RequestTimeout.After(s: 30));
+            _paths.Add(new LoadPath("hosted-bare" + suffix, async () => (await hostedClient.GetResponse<LoadPong>(new LoadPing(Guid.NewGuid()))).Message is not null, [hosted.Name]));
+        }
 
         // The mesh: meshbus-sync and meshbus-authorize, per storage, each stack under its own entity prefix.
-        foreach (var stack in stacks)
+        foreach (var (stack, root) in stacks)
         {
             var directory = Path.Combine(_dataDirectory, stack);
             Directory.CreateDirectory(directory);
+            var prefix = stack.Replace('@', '-') + "-";
             var environment = new Dictionary<string, string>(broker)
             {
                 ["MeshBus__DataDirectory"] = directory,
-                ["RabbitMqTransport__EntityPrefix"] = stack + "-",
+                ["RabbitMqTransport__EntityPrefix"] = prefix,
                 ["Sync__PolicyBundleFile"] = policyFile,
                 ["Sync__HeartbeatInterval"] = "00:00:01",
                 ["Authorize__PolicyBundleFile"] = policyFile,
@@ -177,14 +189,14 @@ public sealed class RabbitGroup : IAsyncDisposable
                 var port = FreePort();
                 var name = $"{worker}-{stack}";
                 var folder = char.ToUpperInvariant(worker[0]) + worker[1..];
-                var process = Add(ChildProcess.Start(name, _options.Executable($"Workers/{folder}", $"meshbus-{worker}.dll"), [],
+                var process = Add(ChildProcess.Start(name, _options.Executable($"Workers/{folder}", $"meshbus-{worker}.dll", root), [],
                     new Dictionary<string, string>(environment) { ["Health__Urls"] = $"http://127.0.0.1:{port}" }));
                 _watched[name] = new Watched(name, process.Pid, () => MetricsAllocatedAsync(port));
                 await WaitReadyAsync(process, port);
             }
 
             var agent = agents[stack];
-            var intents = await _bus.GetSendEndpoint(new Uri($"queue:{stack}-authorize-intents"));
+            var intents = await _bus.GetSendEndpoint(new Uri($"queue:{prefix}authorize-intents"));
             _paths.Add(new LoadPath("grant-" + stack, () => agent.GrantAsync(i => intents.Send(i)), ["authorize-" + stack, "sync-" + stack], agent.PrepareAsync));
         }
 
@@ -236,6 +248,10 @@ public sealed class RabbitGroup : IAsyncDisposable
             Console.Error.WriteLine($"could not remove {_dataDirectory}: {e.Message}");
         }
     }
+
+    /// <summary>The tree under measurement, and with <c>--before</c> the other one (path names get <c>@before</c>).</summary>
+    private IEnumerable<(string Suffix, string? Root)> Variants() =>
+        _options.Before is null ? [("", null)] : [("", null), ("@before", _options.Before)];
 
     private static async Task<bool> TryAsync(LoadPath path)
     {

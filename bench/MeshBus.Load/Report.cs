@@ -61,6 +61,8 @@ public sealed record Report(
             {
                 ("hosted-bare", plain), ("grant-sqlite", plain), ("grant-postgres", plain),
                 ("embedded-grant", bare), ("bridge-grant", bare),
+                ("hosted-bare@before", plain), ("grant-sqlite@before", plain), ("hosted-bare", Find("hosted-bare@before", mode, level)),
+                ("grant-sqlite", Find("grant-sqlite@before", mode, level)),
             })
             {
                 if (Find(path, mode, level) is { } m && baseline is not null)
