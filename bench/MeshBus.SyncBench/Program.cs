@@ -18,9 +18,11 @@ using Microsoft.Extensions.DependencyInjection;
 //   propagation: a federation epoch adopted in acme → partner's PolicySynced for it back at acme, over N pushes;
 //   halt latency: M cross-domain executions running, the bridge stalls both ways, acme's watchdog deadline passes
 //                 (TrustLapsed) → every execution's SDK token cancelled (the peer-scoped halt fanned out by Enforce).
-// Usage: dotnet run -c Release --project bench/MeshBus.SyncBench -- [--pushes 200] [--executions 1000] [--json FILE]
+//   halts dropped: acme never lapses, partner's halt is held on the stalled bridge: every lease ends by its own expiry.
+// Usage: dotnet run -c Release --project bench/MeshBus.SyncBench -- [--pushes 200] [--executions 1000] [--dropped-executions 200] [--json FILE]
 var pushes = Option("--pushes", 200);
 var executions = Option("--executions", 1000);
+var droppedExecutions = Option("--dropped-executions", 200);
 var jsonOut = args.SkipWhile(a => a != "--json").Skip(1).FirstOrDefault();
 const string Acme = "acme.example/prod";
 const string Partner = "partner.example/prod";
@@ -52,9 +54,9 @@ try
         ["Authorize:ReplicaReportSeconds"] = "0.5",
         ["Enforce:HeartbeatTimeout"] = "00:10:00",
     };
-    EmbeddedMeshOptions Domain(string domain, string keys, string policy, string? egress, IReadOnlyDictionary<string, string?> extra)
+    EmbeddedMeshOptions Domain(string run, string domain, string keys, string policy, string? egress, IReadOnlyDictionary<string, string?> extra)
     {
-        var dir = Directory.CreateDirectory(Path.Combine(data, Subjects.Token(domain))).FullName;
+        var dir = Directory.CreateDirectory(Path.Combine(data, run, Subjects.Token(domain))).FullName;
         string Signed(string name, string json)
         {
             var file = Path.Combine(dir, name);
@@ -65,32 +67,69 @@ try
         return new EmbeddedMeshOptions(domain, dir, keys, Signed("policy.json", policy))
         {
             EgressPolicyBundleFile = egress is null ? null : Signed("egress.json", egress),
-            Settings = new Dictionary<string, string?>(settings.Concat(extra)),
+            Settings = new Dictionary<string, string?>(settings.Where(p => !extra.ContainsKey(p.Key)).Concat(extra)),
         };
     }
 
-    var acmeOptions = Domain(Acme, acmeKeys, $$$"""
-        {"format":"meshbus-policy/v1","scope":"domain","domain":"{{{Acme}}}","epoch":1,
-         "rules":[{"id":"allow-deploy","effect":"allow","match":{"actions":["deploy"],"resources":["k8s://acme/**"]}}]}
-        """, $$$"""
-        {"format":"meshbus-policy/v1","scope":"egress","domain":"{{{Acme}}}","epoch":1,
-         "rules":[{"id":"deploy-to-partner","effect":"allow","match":{"actions":["deploy"],"resources":["**"]},"condition":"target.domain == '{{{Partner}}}'"}]}
-        """, new Dictionary<string, string?> { ["Sync:FederationPolicyBundleFile"] = federationFile });
-    var partnerOptions = Domain(Partner, partnerKeys, $$$"""
-        {"format":"meshbus-policy/v1","scope":"domain","domain":"{{{Partner}}}","epoch":1,
-         "rules":[{"id":"allow-deploy","effect":"allow","match":{"actions":["deploy"],"resources":["k8s://partner/**"]},"obligations":{"maxLeaseSeconds":600}}]}
-        """, null, new Dictionary<string, string?>());
+    async Task<EmbeddedFederation> StartAsync(string name, TimeSpan acmeStallAfter, int leaseSeconds)
+    {
+        var acmeOptions = Domain(name, Acme, acmeKeys, $$$"""
+            {"format":"meshbus-policy/v1","scope":"domain","domain":"{{{Acme}}}","epoch":1,
+             "rules":[{"id":"allow-deploy","effect":"allow","match":{"actions":["deploy"],"resources":["k8s://acme/**"]}}]}
+            """, $$$"""
+            {"format":"meshbus-policy/v1","scope":"egress","domain":"{{{Acme}}}","epoch":1,
+             "rules":[{"id":"deploy-to-partner","effect":"allow","match":{"actions":["deploy"],"resources":["**"]},"condition":"target.domain == '{{{Partner}}}'"}]}
+            """, new Dictionary<string, string?>
+            {
+                ["Sync:FederationPolicyBundleFile"] = federationFile,
+                ["Sync:PeerStallAfter"] = acmeStallAfter.ToString("c", CultureInfo.InvariantCulture),
+            });
+        var partnerOptions = Domain(name, Partner, partnerKeys, $$$"""
+            {"format":"meshbus-policy/v1","scope":"domain","domain":"{{{Partner}}}","epoch":1,
+             "rules":[{"id":"allow-deploy","effect":"allow","match":{"actions":["deploy"],"resources":["k8s://partner/**"]},"obligations":{"maxLeaseSeconds":{{{leaseSeconds}}}}}]}
+            """, null, new Dictionary<string, string?>());
+        Console.Error.WriteLine($"starting {Acme} and {Partner} (embedded, in-process bridge) in {data}/{name}");
+        return await EmbeddedFederation.StartAsync([acmeOptions, partnerOptions]);
+    }
 
+    async Task<(MeshBusAgent Agent, List<Lease> Leases, double Seconds)> RunningAsync(EmbeddedFederation federation, int count, TimeSpan heartbeat)
+    {
+        var agentKey = Ed25519Keys.NewPrivateKey();
+        var subject = Acme + "/agents/bench";
+        var acmeDomainKeys = DomainKeys.Load(acmeKeys, KeyUsage.Credential);
+        var credential = Credentials.Issue(new CredentialClaims(Acme, subject, "c-" + Guid.NewGuid().ToString("N")[..8], Base64Url.Encode(Ed25519Keys.PublicKeyOf(agentKey)),
+            new AgentAttributes("sha256:bench", "bench", "team", ["deployers"]), now, now, now.AddHours(1)), acmeDomainKeys.Signer(KeyUsage.Credential, now));
+        var agent = await MeshBusAgent.ConnectAsync(federation[Acme].Bus, new MeshBusAgentOptions
+        {
+            Subject = subject,
+            HomeDomain = Acme,
+            PrivateKey = agentKey,
+            Credential = credential,
+            KeyResolver = acmeDomainKeys.LoadTrust(),
+            HeartbeatInterval = heartbeat,
+            DecisionTimeout = TimeSpan.FromSeconds(120),
+        });
+        var leases = new ConcurrentBag<Lease>();
+        var granting = Stopwatch.StartNew();
+        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 32 }, async (i, ct) =>
+        {
+            var outcome = await agent.SubmitIntentAsync(new IntentRequest("deploy", $"k8s://partner/ns/app-{i}") { TargetDomain = Partner, MaxDuration = TimeSpan.FromMinutes(10) }, ct);
+            var lease = outcome.Lease ?? throw new InvalidOperationException($"intent {i} denied: {outcome.Denial?.Reason} {outcome.Denial?.Detail}");
+            await lease.StartAsync(ct);
+            leases.Add(lease);
+        });
+        Console.Error.WriteLine($"{count} cross-domain executions running after {granting.Elapsed.TotalSeconds:0.0} s");
+        return (agent, [.. leases], granting.Elapsed.TotalSeconds);
+    }
+
+    await using var federation = await StartAsync("halts", stallAfter, 600);
+    var (acme, partner) = (federation[Acme], federation[Partner]);
     // When acme's bus takes partner's acknowledgement of an epoch, and acme's lapse of trust in partner.
     var acknowledged = new ConcurrentDictionary<long, TaskCompletionSource<long>>();
     var lapsed = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    Console.Error.WriteLine($"starting {Acme} and {Partner} (embedded, in-process bridge) in {data}");
-    await using var federation = await EmbeddedFederation.StartAsync([acmeOptions, partnerOptions]);
-    var (acme, partner) = (federation[Acme], federation[Partner]);
     acme.Bus.ConnectConsumeObserver(new Watch(acknowledged, lapsed));
     var distributor = acme.Services.GetRequiredService<FederationPolicyDistributor>();
-    await Until(() => acknowledged.ContainsKey(1) && acknowledged[1].Task.IsCompleted, TimeSpan.FromSeconds(60), "partner's acknowledgement of epoch 1");
+    await Until(() => acknowledged.TryGetValue(1, out var first) && first.Task.IsCompleted, TimeSpan.FromSeconds(60), "partner's acknowledgement of epoch 1");
 
     // 1. Propagation: adopt epoch e in acme, publish it, wait for partner's PolicySynced(e) at acme.
     const int WarmUp = 10;
@@ -112,32 +151,8 @@ try
     Console.Error.WriteLine($"propagation over {pushes} pushes: p50 {P(propagation, 50):0.0} ms, p99 {P(propagation, 99):0.0} ms");
 
     // 2. Halt latency: M cross-domain executions running; the bridge stalls; acme's watchdog lapses partner.
-    var agentKey = Ed25519Keys.NewPrivateKey();
-    var subject = Acme + "/agents/bench";
-    var acmeDomainKeys = DomainKeys.Load(acmeKeys, KeyUsage.Credential);
-    var credential = Credentials.Issue(new CredentialClaims(Acme, subject, "c-bench", Base64Url.Encode(Ed25519Keys.PublicKeyOf(agentKey)),
-        new AgentAttributes("sha256:bench", "bench", "team", ["deployers"]), now, now, now.AddHours(1)), acmeDomainKeys.Signer(KeyUsage.Credential, now));
-    await using var agent = await MeshBusAgent.ConnectAsync(acme.Bus, new MeshBusAgentOptions
-    {
-        Subject = subject,
-        HomeDomain = Acme,
-        PrivateKey = agentKey,
-        Credential = credential,
-        KeyResolver = acmeDomainKeys.LoadTrust(),
-        HeartbeatInterval = TimeSpan.FromMinutes(5),
-        DecisionTimeout = TimeSpan.FromSeconds(120),
-    });
-    var leases = new ConcurrentBag<Lease>();
-    var granting = Stopwatch.StartNew();
-    await Parallel.ForEachAsync(Enumerable.Range(0, executions), new ParallelOptions { MaxDegreeOfParallelism = 32 }, async (i, ct) =>
-    {
-        var outcome = await agent.SubmitIntentAsync(new IntentRequest("deploy", $"k8s://partner/ns/app-{i}") { TargetDomain = Partner, MaxDuration = TimeSpan.FromMinutes(10) }, ct);
-        var lease = outcome.Lease ?? throw new InvalidOperationException($"intent {i} denied: {outcome.Denial?.Reason} {outcome.Denial?.Detail}");
-        await lease.StartAsync(ct);
-        leases.Add(lease);
-    });
-    Console.Error.WriteLine($"{executions} cross-domain executions running after {granting.Elapsed.TotalSeconds:0.0} s");
-
+    var (agent, leases, _) = await RunningAsync(federation, executions, TimeSpan.FromMinutes(5));
+    await using var __ = agent;
     var cancelled = new ConcurrentBag<long>();
     foreach (var lease in leases)
     {
@@ -154,6 +169,33 @@ try
     Console.Error.WriteLine($"stall → lapse {Stopwatch.GetElapsedTime(stalledAt, lapseAt).TotalSeconds:0.00} s (bound {stallAfter.TotalSeconds} s after the last heartbeat); " +
         $"lapse → token cancelled over {halts.Count}: p50 {P(halts, 50):0} ms, p99 {P(halts, 99):0} ms, max {halts.Max():0} ms; stop reasons {string.Join(", ", stopped.Select(p => $"{p.Key} {p.Value}"))}");
 
+    // 3. Halts dropped on purpose: acme never lapses partner (its bound is 10 min), so no halt is ordered at home; the one
+    // partner orders is held on the stalled bridge, and so are the renewals. Every lease must still end by its own expiry.
+    await using var dropped = await StartAsync("dropped", TimeSpan.FromMinutes(10), 8);
+    var (droppedAgent, droppedLeases, _) = await RunningAsync(dropped, droppedExecutions, TimeSpan.FromSeconds(2));
+    await using var ___ = droppedAgent;
+    var ended = new ConcurrentBag<double>();
+    var endedAt = new ConcurrentBag<long>();
+    foreach (var lease in droppedLeases)
+    {
+        lease.Token.Register(() =>
+        {
+            endedAt.Add(Stopwatch.GetTimestamp());
+            ended.Add((DateTimeOffset.UtcNow - (lease.Claims.ExpiresAt - TimeSpan.FromSeconds(2))).TotalMilliseconds);
+        });
+    }
+
+    var droppedStalledAt = Stopwatch.GetTimestamp();
+    dropped.Network.Stall(Acme, Partner);
+    dropped.Network.Stall(Partner, Acme);
+    await Until(() => ended.Count >= droppedExecutions, TimeSpan.FromSeconds(120), "every lease ended by its own expiry");
+    var late = ended.ToList();
+    var afterStall = endedAt.Select(t => Stopwatch.GetElapsedTime(droppedStalledAt, t).TotalMilliseconds).ToList();
+    var droppedStops = droppedLeases.GroupBy(l => l.StopReason).ToDictionary(g => g.Key.ToString(), g => g.Count());
+    Console.Error.WriteLine($"halts dropped: {droppedExecutions} leases (8 s) ended {P(afterStall, 50):0} ms (p50) / {afterStall.Max():0} ms (max) after the stall, " +
+        $"{P(late, 50):0} ms (p50) / {P(late, 99):0} ms (p99) after their grant's expiry less the agent's skew (the agent counts a lease from its receipt); " +
+        $"stop reasons {string.Join(", ", droppedStops.Select(p => $"{p.Key} {p.Value}"))}");
+
     var result = new
     {
         machine = new { Environment.ProcessorCount, loadAverage = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "" },
@@ -167,6 +209,17 @@ try
             p99Ms = P(halts, 99),
             maxMs = halts.Max(),
             stopReasons = stopped,
+        },
+        haltsDropped = new
+        {
+            executions = droppedExecutions,
+            leaseSeconds = 8,
+            endedAfterStallP50Ms = P(afterStall, 50),
+            endedAfterStallMaxMs = afterStall.Max(),
+            endedAfterExpiryP50Ms = P(late, 50),
+            endedAfterExpiryP99Ms = P(late, 99),
+            endedAfterExpiryMaxMs = late.Max(),
+            stopReasons = droppedStops,
         },
     };
     var json = JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true });
