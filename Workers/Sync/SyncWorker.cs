@@ -53,6 +53,7 @@ public sealed class SyncWorker : IMeshBusWorker
         services.AddHostedService<PolicyDistributor>();
         services.AddHostedService<DomainHeartbeatPublisher>();
         services.AddHostedService<KeySetPublisher>();
+        services.AddHostedService<PeerSyncAgeGauge>();
         services.TryAddPeerSyncStore();
         services.TryAddSingleton(sp =>
         {
