@@ -188,7 +188,7 @@ public sealed class NatsRabbitMqFederationTests(NatsFixture nats, RabbitMqFixtur
                 await Task.Delay(TimeSpan.FromSeconds(1), bound.Token);
             }
 
-            Assert.True(lease.Claims.Renewal > renewalBefore, $"the lease ended without a renewal: {lease.StopReason} {lease.StopDetail}");
+            Assert.True(lease.Claims.Renewal > renewalBefore, $"the lease ended without a renewal: {lease.StopReason} {lease.StopDetail}\n{string.Join("\n", _sides.Values.Select(s => s.Run.Output))}");
             await lease.CompleteAsync("done", bound.Token);
             await EventuallyAsync("the target's record Completed", async () => await StateAsync(target, lease.IntentId) == "Completed", bound.Token);
             output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: renewed and completed");
