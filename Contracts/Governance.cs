@@ -9,6 +9,13 @@ namespace MeshBus.Contracts;
 /// <param name="PublishedAt">When.</param>
 public sealed record PolicyPublished(string Domain, PolicyScope Scope, long Epoch, string Digest, string Bundle, DateTimeOffset PublishedAt)
 {
+    /// <summary>
+    /// The member domain that put a federation bundle on the bus (its Sync), for which <see cref="Domain"/> is the
+    /// federation's name: the bridge relays a federation publication to every peer only from the member that states it.
+    /// Null for a domain or egress bundle (never relayed). Not an authority: the bundle's signatures are.
+    /// </summary>
+    public string? Publisher { get; init; }
+
     /// <summary>Version of this message's shape.</summary>
     public int MessageVersion { get; init; } = 1;
 }

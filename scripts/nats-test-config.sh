@@ -5,6 +5,8 @@
 #
 #   scripts/nats-test-config.sh DIR PORT > DIR/nats.env && nats-server -c DIR/nats.conf
 #
+# The domains are acme.example/prod and globex.example/prod unless MESH_NATS_ORIGIN_DOMAIN / MESH_NATS_TARGET_DOMAIN
+# name others (scripts/fleet.sh runs acme.example/prod and partner.example/prod).
 # Domain names become subject tokens by Libraries/MeshBus.Federation/Subjects.cs (docs/federation.md): every byte
 # outside [a-z0-9-] is written as _xx. The permissions below are the production ones for one domain (docs/federation.md).
 set -euo pipefail
@@ -32,7 +34,7 @@ domain_user() { # USER PASSWORD DOMAIN
       } }
 CONF
 }
-ORIGIN=acme.example/prod; TARGET=globex.example/prod
+ORIGIN=${MESH_NATS_ORIGIN_DOMAIN:-acme.example/prod}; TARGET=${MESH_NATS_TARGET_DOMAIN:-globex.example/prod}
 OPW=$(pw); TPW=$(pw)
 cat > "$DIR/nats.conf" <<CONF
 listen: 127.0.0.1:$PORT

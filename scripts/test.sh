@@ -6,6 +6,11 @@
 #   ./scripts/test.sh                      everything (installs the servers from Debian's packages when missing)
 #   ./scripts/test.sh --fast               only tests without Category=Integration; no servers
 #   ./scripts/test.sh [--fast] ARGS...     ARGS go to `dotnet test` (e.g. --filter "FullyQualifiedName~Hosting")
+#   ./scripts/test.sh --no-fleet           everything but the fleet step
+#
+# The fleet step (after a whole run, while the servers are still up; not with --fast, --filter or --no-fleet):
+# scripts/fleet.sh up on these servers (its own virtual hosts, databases and nats-server), the sample agent's
+# cross-domain grant (scripts/fleet.sh sample), scripts/fleet.sh down --purge. Its failure fails the run.
 #
 # A server whose variable is already set (MESH_TEST_RABBITMQ_URI, MESH_TEST_NATS_URL, MESH_TEST_POSTGRES) is used
 # as is and not started. MESH_TEST_RABBITMQCTL names a rabbitmqctl for the started broker (users, vhosts). Ports:
@@ -17,11 +22,14 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 FAST=0
+FLEET=1
 PASS=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --fast) FAST=1 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --fast) FAST=1; FLEET=0 ;;
+    --no-fleet) FLEET=0 ;;
+    --filter) FLEET=0; PASS+=("$1") ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) PASS+=("$1") ;;
   esac
   shift
@@ -42,6 +50,7 @@ TEST_PID=""
 OUT_LOG=""
 AS_RABBIT=(); AS_PG=()
 POLICY_RC_CREATED=0
+FLEET_UP=0
 
 # ---------------------------------------------------------------- installation
 install_missing() {
@@ -217,6 +226,8 @@ cleanup() {
     sleep 2
     kill -KILL -- "-$TEST_PID" 2>/dev/null || true
   fi
+  # an interrupted fleet step: stop its workers before the servers they use
+  if [ "$FLEET_UP" -eq 1 ]; then "$ROOT/scripts/fleet.sh" down --purge >&2 || true; fi
   local s
   for s in "${STARTED[@]}"; do
     case "$s" in
@@ -254,7 +265,7 @@ cleanup() {
   if [ -n "$OUT_LOG" ] && [ -f "$OUT_LOG" ]; then
     # one line per test assembly, together at the end where a reader looks
     echo "================ summary ================" >&2
-    grep -E '^(Passed|Failed)!|Test Run Aborted|The active test run was aborted|error [A-Z]+[0-9]+:' "$OUT_LOG" | sort -u >&2 || true
+    grep -E '^(Passed|Failed)!|Test Run Aborted|The active test run was aborted|error [A-Z]+[0-9]+:|^fleet.sh: (up|down|step)' "$OUT_LOG" | sort -u >&2 || true
     rm -f "$OUT_LOG"
   fi
   log "finished in $(( $(date +%s) - START )) s with exit code $rc"
@@ -320,5 +331,25 @@ TEST_PID=$!
 wait "$TEST_PID"
 code=$?
 TEST_PID=""
+
+# ---------------------------------------------------------------- the fleet step
+# The two domains as worker processes on the same servers, the sample agent's grant, and a clean stop; bounded by
+# fleet.sh itself (readiness 150 s, the sample 90 s, the stop 40 s).
+if [ $FLEET -eq 1 ]; then
+  t0=$(date +%s)
+  export FLEET_DIR; FLEET_DIR=$(mktemp -d "${TMPDIR:-/tmp}/meshbus-fleet.XXXXXX")
+  export FLEET_NAME="meshbus-ci-$$" FLEET_RABBITMQ_URI="$MESH_TEST_RABBITMQ_URI" FLEET_POSTGRES="$MESH_TEST_POSTGRES"
+  export FLEET_RABBITMQCTL="${MESH_TEST_RABBITMQCTL:-}"
+  log "fleet: scripts/fleet.sh up --no-build, sample, down --purge (state in $FLEET_DIR)"
+  FLEET_UP=1
+  fleet=0
+  { "$ROOT/scripts/fleet.sh" up --no-build && "$ROOT/scripts/fleet.sh" sample cross; } 2>&1 | tee -a "$OUT_LOG" || fleet=$?
+  if [ "$fleet" -ne 0 ]; then log "fleet: failed ($fleet); status:"; "$ROOT/scripts/fleet.sh" status >&2 || true; fi
+  "$ROOT/scripts/fleet.sh" down --purge 2>&1 | tee -a "$OUT_LOG" || { [ "$fleet" -ne 0 ] || fleet=1; }
+  FLEET_UP=0
+  rm -rf "$FLEET_DIR"
+  echo "fleet.sh: step finished in $(( $(date +%s) - t0 )) s with exit code $fleet" | tee -a "$OUT_LOG" >&2
+  [ "$fleet" -eq 0 ] || [ "$code" -ne 0 ] || code=$fleet
+fi
 set -e
 exit $code

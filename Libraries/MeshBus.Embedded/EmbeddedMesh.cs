@@ -36,6 +36,12 @@ public sealed record EmbeddedMeshOptions(string Domain, string DataDirectory, st
     /// this domain's NATS user (the same bridge over JetStream); its creator disposes it after the mesh.
     /// </summary>
     public IFederationLink? FederationLink { get; init; }
+
+    /// <summary>
+    /// More settings, by configuration key (e.g. <c>Sync:FederationName</c>), applied over the ones these options make;
+    /// they are validated on start like every worker's.
+    /// </summary>
+    public IReadOnlyDictionary<string, string?>? Settings { get; init; }
 }
 
 /// <summary>
@@ -102,6 +108,11 @@ public sealed class EmbeddedMesh : IAsyncDisposable
             // Embedded: the host registers the link (the bridge worker builds one only for Federation:Link=Nats).
             settings["Federation:Link"] = "InProcess";
             builder.Services.AddSingleton(link);
+        }
+
+        foreach (var (key, value) in options.Settings ?? new Dictionary<string, string?>())
+        {
+            settings[key] = value;
         }
 
         builder.Configuration.AddInMemoryCollection(settings);

@@ -135,6 +135,8 @@ public sealed class RelayTable
         RelayRoute.For<DomainHeartbeat>(HeartbeatTimeToLive, RelayDestination.AllPeers, m => m.Domain),
         RelayRoute.For<PolicySynced>(GovernanceTimeToLive, RelayDestination.AllPeers, m => m.Domain),
         RelayRoute.For<KeySetPublished>(GovernanceTimeToLive, RelayDestination.AllPeers, m => m.Domain),
+        // A federation bundle, from the member whose Sync published it (a domain's own bundles never leave: no producer).
+        RelayRoute.For<PolicyPublished>(GovernanceTimeToLive, RelayDestination.AllPeers, m => m.Scope == PolicyScope.Federation ? m.Publisher ?? "" : ""),
         RelayRoute.For<TrustLapsed>(GovernanceTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => m.Scope == GovernanceScope.Peer ? m.Subject : null),
         RelayRoute.For<TrustRestored>(GovernanceTimeToLive, RelayDestination.NamedDomain, m => m.Domain, m => m.Scope == GovernanceScope.Peer ? m.Subject : null),
         // Witnessing (DESIGN.md §7): a log's cosign request to the one witness it names; the witness's answer to the log.

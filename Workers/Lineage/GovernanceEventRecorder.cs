@@ -118,25 +118,26 @@ public static class LineageKeys
 
     /// <summary>
     /// Whether <paramref name="fresh"/> is the periodic re-publication of the event stored as <paramref name="stored"/>:
-    /// a <see cref="PolicyPublished"/> or <see cref="PolicySynced"/> that differs only in when it was sent. Anything else
+    /// a <see cref="PolicyPublished"/> or <see cref="PolicySynced"/> that differs only in when (and, for a federation bundle, by which member) it was sent. Anything else
     /// that differs under the same key is a real conflict.
     /// </summary>
     public static bool IsRepublication(string type, byte[] stored, byte[] fresh)
     {
-        var time = type switch
+        // A federation bundle is put on the bus by every member's Sync in turn: who published it is not the event either.
+        string[]? members = type switch
         {
-            nameof(PolicyPublished) => nameof(PolicyPublished.PublishedAt),
-            nameof(PolicySynced) => nameof(PolicySynced.SyncedAt),
+            nameof(PolicyPublished) => [nameof(PolicyPublished.PublishedAt), nameof(PolicyPublished.Publisher)],
+            nameof(PolicySynced) => [nameof(PolicySynced.SyncedAt)],
             _ => null,
         };
-        if (time is null)
+        if (members is null)
         {
             return false;
         }
 
         try
         {
-            return JsonNode.DeepEquals(WithoutMember(stored, time), WithoutMember(fresh, time));
+            return JsonNode.DeepEquals(WithoutMembers(stored, members), WithoutMembers(fresh, members));
         }
         catch (JsonException)
         {
@@ -144,12 +145,12 @@ public static class LineageKeys
         }
     }
 
-    private static JsonNode? WithoutMember(byte[] leaf, string member)
+    private static JsonNode? WithoutMembers(byte[] leaf, string[] members)
     {
         var node = JsonNode.Parse(leaf);
         if (node?["event"] is JsonObject e)
         {
-            foreach (var name in e.Select(p => p.Key).Where(k => string.Equals(k, member, StringComparison.OrdinalIgnoreCase)).ToList())
+            foreach (var name in e.Select(p => p.Key).Where(k => members.Any(m => string.Equals(k, m, StringComparison.OrdinalIgnoreCase))).ToList())
             {
                 e.Remove(name);
             }

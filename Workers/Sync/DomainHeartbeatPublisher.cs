@@ -27,6 +27,23 @@ public sealed class SyncOptions
     /// </summary>
     public TimeSpan PeerStallAfter { get; set; } = TimeSpan.FromSeconds(45);
 
+    /// <summary>
+    /// The federation this domain is a member of (its bundles' <c>domain</c>), when it is one. With it, Sync adopts the
+    /// federation policy (<see cref="FederationPolicyBundleFile"/>, or a newer one a member relays), announces its digest in
+    /// every heartbeat, publishes it to Authorize and relays it to every peer, and watches that every peer announces the
+    /// same (<see cref="FederationMismatchAfter"/>).
+    /// </summary>
+    public string? FederationName { get; set; }
+
+    /// <summary>The federation's signed bundle (<c>meshbus-policy/v1</c>, scope federation, signed by every member's root).</summary>
+    public string? FederationPolicyBundleFile { get; set; }
+
+    /// <summary>
+    /// How long peers may announce another federation policy than this domain's before trust in each of them lapses
+    /// (<c>FederationMismatch</c>) and the work involving them is halted: long enough for a new epoch to reach every member.
+    /// </summary>
+    public TimeSpan FederationMismatchAfter { get; set; } = TimeSpan.FromSeconds(60);
+
     /// <summary>Tolerated clock difference with peers: a statement dated further in the future is refused.</summary>
     public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(30);
 
@@ -61,9 +78,19 @@ public sealed class DomainHeartbeatPublisher(
 {
     private long _sequence;
 
-    /// <summary>Publishes one signed heartbeat now.</summary>
+    /// <summary>
+    /// Publishes one signed heartbeat now; nothing while a configured domain policy is not applied yet: a restarted
+    /// replica would otherwise announce epoch 0 under a newer signed time than the epoch its peers saw it acknowledge,
+    /// which they rightly take for a contradiction (trust lapses <c>GovernanceInconsistent</c>).
+    /// </summary>
     public Task PublishAsync(CancellationToken cancellationToken)
     {
+        if (!string.IsNullOrWhiteSpace(options.Value.PolicyBundleFile) && governance.Epoch(PolicyScope.Domain) == 0)
+        {
+            logger.LogDebug("No heartbeat yet: the domain policy in {File} is not applied", options.Value.PolicyBundleFile);
+            return Task.CompletedTask;
+        }
+
         var now = clock.GetUtcNow();
         var sequence = Next(now.ToUnixTimeMilliseconds());
         var heartbeat = signer.Sign(new DomainHeartbeat(

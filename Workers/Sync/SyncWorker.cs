@@ -3,6 +3,7 @@ using MeshBus.Hosting;
 using MeshBus.Persistence;
 using MeshBus.Trust;
 using MeshBus.Workers.Sync.Bridge;
+using MeshBus.Workers.Sync.Federation;
 using MeshBus.Workers.Sync.Watchdog;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -20,7 +21,9 @@ namespace MeshBus.Workers.Sync;
 /// accepted under their pinned roots (<see cref="PeerKeySetConsumer"/>; this domain's own goes out with
 /// <see cref="KeySetPublisher"/>), and watched by one
 /// sync watchdog saga per peer (<see cref="PeerWatchdogStateMachine"/>), stored durably with its deadlines on the
-/// domain's scheduler.
+/// domain's scheduler. In a federation (<c>Sync:FederationName</c>) it adopts and relays the federation policy
+/// (<see cref="FederationPolicyDistributor"/>) and watches that every member announces it
+/// (<see cref="FederationWatchdogStateMachine"/>).
 /// </summary>
 public sealed class SyncWorker : IMeshBusWorker
 {
@@ -54,6 +57,9 @@ public sealed class SyncWorker : IMeshBusWorker
         services.AddHostedService<DomainHeartbeatPublisher>();
         services.AddHostedService<KeySetPublisher>();
         services.AddHostedService<PeerSyncAgeGauge>();
+        services.TryAddSingleton<FederationPolicyDistributor>();
+        services.AddHostedService<WatchdogRearmer>();
+        services.AddHostedService(sp => sp.GetRequiredService<FederationPolicyDistributor>());
         services.TryAddPeerSyncStore();
         services.TryAddSingleton(sp =>
         {
@@ -83,6 +89,8 @@ public sealed class SyncWorker : IMeshBusWorker
         bus.AddConsumer<PeerLapseConsumer, PeerLapseConsumerDefinition>();
         bus.AddConsumer<PeerKeySetConsumer, PeerKeySetConsumerDefinition>();
         bus.AddSagaStateMachine<PeerWatchdogStateMachine, PeerWatchdogState, PeerWatchdogSagaDefinition>().SqlRepository(sagas);
+        bus.AddConsumer<FederationPolicyConsumer, FederationPolicyConsumerDefinition>();
+        bus.AddSagaStateMachine<FederationWatchdogStateMachine, FederationWatchdogState, FederationWatchdogSagaDefinition>().SqlRepository(sagas);
         if (_bridgeEnabled)
         {
             _bridge.ConfigureBus(bus);
@@ -109,6 +117,24 @@ internal sealed class SyncOptionsValidator : IValidateOptions<SyncOptions>
         if (options.PolicyBundleFile is { Length: > 0 } file && !File.Exists(file))
         {
             errors.Add($"Sync:PolicyBundleFile '{file}' does not exist (environment variable Sync__PolicyBundleFile)");
+        }
+
+        if (options.FederationPolicyBundleFile is { Length: > 0 } federationFile)
+        {
+            if (string.IsNullOrWhiteSpace(options.FederationName))
+            {
+                errors.Add("Sync:FederationPolicyBundleFile needs Sync:FederationName, the federation the bundle belongs to (environment variable Sync__FederationName)");
+            }
+
+            if (!File.Exists(federationFile))
+            {
+                errors.Add($"Sync:FederationPolicyBundleFile '{federationFile}' does not exist (environment variable Sync__FederationPolicyBundleFile)");
+            }
+        }
+
+        if (options.FederationMismatchAfter <= TimeSpan.Zero)
+        {
+            errors.Add("Sync:FederationMismatchAfter must be a positive duration like 00:01:00 (environment variable Sync__FederationMismatchAfter)");
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

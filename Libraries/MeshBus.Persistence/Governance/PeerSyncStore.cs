@@ -78,7 +78,8 @@ public interface IPeerSyncStore
 /// <param name="Replica">The replica's id (one per process start).</param>
 /// <param name="SeenAt">Its last report.</param>
 /// <param name="DomainPolicyEpoch">The domain-policy epoch it decides with (-1 when none).</param>
-public sealed record ReplicaLoad(string Replica, DateTimeOffset SeenAt, long DomainPolicyEpoch);
+/// <param name="FederationDigest">The digest of the federation policy it decides with (empty when none).</param>
+public sealed record ReplicaLoad(string Replica, DateTimeOffset SeenAt, long DomainPolicyEpoch, string FederationDigest = "");
 
 /// <summary>
 /// The Authorize replicas' reports of what they loaded, in the domain's database: each replica reports on start, after
@@ -88,7 +89,7 @@ public sealed record ReplicaLoad(string Replica, DateTimeOffset SeenAt, long Dom
 public interface IReplicaLoadStore
 {
     /// <summary>Records <paramref name="replica"/>'s report.</summary>
-    Task ReportAsync(string replica, DateTimeOffset seenAt, long domainPolicyEpoch, CancellationToken cancellationToken);
+    Task ReportAsync(string replica, DateTimeOffset seenAt, long domainPolicyEpoch, string federationDigest, CancellationToken cancellationToken);
 
     /// <summary>The replicas that reported at or after <paramref name="since"/>.</summary>
     Task<IReadOnlyList<ReplicaLoad>> LiveAsync(DateTimeOffset since, CancellationToken cancellationToken);
@@ -103,7 +104,11 @@ public sealed class SqlPeerSyncStore : IPeerSyncStore, IReplicaLoadStore
         "lapse text NULL, lapse_detail text NOT NULL DEFAULT ''); " +
         "CREATE TABLE IF NOT EXISTS sync_peer_ack (peer text NOT NULL, publisher text NOT NULL, scope text NOT NULL, epoch bigint NOT NULL, " +
         "digest text NOT NULL, synced_at_ms bigint NOT NULL, PRIMARY KEY (peer, publisher, scope)); " +
-        "CREATE TABLE IF NOT EXISTS sync_authorize_replica (replica text PRIMARY KEY, seen_at_ms bigint NOT NULL, domain_epoch bigint NOT NULL)";
+        "CREATE TABLE IF NOT EXISTS sync_authorize_replica (replica text PRIMARY KEY, seen_at_ms bigint NOT NULL, domain_epoch bigint NOT NULL, " +
+        "federation_digest text NOT NULL DEFAULT '')";
+
+    // A database made before replicas reported their federation policy gets the column (a second run finds it there).
+    private const string AddFederationDigest = "ALTER TABLE sync_authorize_replica ADD COLUMN federation_digest text NOT NULL DEFAULT ''";
 
     private readonly Func<CancellationToken, Task<DbConnection>> _open;
     private readonly SemaphoreSlim? _writeGate;
@@ -224,15 +229,16 @@ public sealed class SqlPeerSyncStore : IPeerSyncStore, IReplicaLoadStore
             cancellationToken);
 
     /// <inheritdoc />
-    public Task ReportAsync(string replica, DateTimeOffset seenAt, long domainPolicyEpoch, CancellationToken cancellationToken) =>
+    public Task ReportAsync(string replica, DateTimeOffset seenAt, long domainPolicyEpoch, string federationDigest, CancellationToken cancellationToken) =>
         WriteAsync(
-            "INSERT INTO sync_authorize_replica (replica, seen_at_ms, domain_epoch) VALUES (@replica, @seen, @epoch) " +
-            "ON CONFLICT (replica) DO UPDATE SET seen_at_ms = excluded.seen_at_ms, domain_epoch = excluded.domain_epoch",
+            "INSERT INTO sync_authorize_replica (replica, seen_at_ms, domain_epoch, federation_digest) VALUES (@replica, @seen, @epoch, @federation) " +
+            "ON CONFLICT (replica) DO UPDATE SET seen_at_ms = excluded.seen_at_ms, domain_epoch = excluded.domain_epoch, federation_digest = excluded.federation_digest",
             cmd =>
             {
                 Add(cmd, "replica", replica);
                 Add(cmd, "seen", seenAt.ToUnixTimeMilliseconds());
                 Add(cmd, "epoch", domainPolicyEpoch);
+                Add(cmd, "federation", federationDigest);
             },
             cancellationToken);
 
@@ -242,13 +248,13 @@ public sealed class SqlPeerSyncStore : IPeerSyncStore, IReplicaLoadStore
         await SchemaAsync();
         await using var connection = await _open(cancellationToken);
         await using var cmd = connection.CreateCommand();
-        cmd.CommandText = "SELECT replica, seen_at_ms, domain_epoch FROM sync_authorize_replica WHERE seen_at_ms >= @since ORDER BY replica";
+        cmd.CommandText = "SELECT replica, seen_at_ms, domain_epoch, federation_digest FROM sync_authorize_replica WHERE seen_at_ms >= @since ORDER BY replica";
         Add(cmd, "since", since.ToUnixTimeMilliseconds());
         await using var reader = await cmd.ExecuteReaderAsync(cancellationToken);
         var live = new List<ReplicaLoad>();
         while (await reader.ReadAsync(cancellationToken))
         {
-            live.Add(new ReplicaLoad(reader.GetString(0), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)), reader.GetInt64(2)));
+            live.Add(new ReplicaLoad(reader.GetString(0), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)), reader.GetInt64(2), reader.GetString(3)));
         }
 
         return live;
@@ -302,6 +308,19 @@ public sealed class SqlPeerSyncStore : IPeerSyncStore, IReplicaLoadStore
         catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.UniqueViolation or PostgresErrorCodes.DuplicateTable)
         {
             // Two replicas created it at once.
+        }
+
+        await using var alter = connection.CreateCommand();
+        alter.CommandText = AddFederationDigest;
+        try
+        {
+            await alter.ExecuteNonQueryAsync();
+        }
+        catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.DuplicateColumn)
+        {
+        }
+        catch (SqliteException e) when (e.Message.Contains("duplicate column", StringComparison.OrdinalIgnoreCase))
+        {
         }
     }
 

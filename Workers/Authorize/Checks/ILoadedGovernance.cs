@@ -8,4 +8,7 @@ public interface ILoadedGovernance
 
     /// <summary>The epoch of the domain policy this replica decides with (-1 when none is loaded).</summary>
     long DomainPolicyEpoch { get; }
+
+    /// <summary>The digest of the federation policy this replica decides with (empty when none).</summary>
+    string FederationPolicyDigest => "";
 }

@@ -6,13 +6,18 @@ namespace MeshBus.Workers.Authorize.Checks;
 /// <param name="IsFresh">True when every check passed.</param>
 /// <param name="IsKnown">False when the domain is not one this replica governs or federates with.</param>
 /// <param name="Detail">Which check failed (empty when fresh).</param>
-public readonly record struct SyncCheck(bool IsFresh, bool IsKnown, string Detail)
+/// <param name="Reason">The denial's reason once the wait for freshness is over (<see cref="GovernanceReason.SyncStale"/>, or
+/// <see cref="GovernanceReason.FederationMismatch"/> when the domains decide under different federation policies).</param>
+public readonly record struct SyncCheck(bool IsFresh, bool IsKnown, string Detail, GovernanceReason Reason = GovernanceReason.SyncStale)
 {
     /// <summary>Fresh.</summary>
     public static SyncCheck Fresh { get; } = new(true, true, "");
 
     /// <summary>Known but not fresh.</summary>
     public static SyncCheck Stale(string detail) => new(false, true, detail);
+
+    /// <summary>Known and heard from, but under another federation policy than the one loaded here: waits like a stale one.</summary>
+    public static SyncCheck FederationMismatch(string detail) => new(false, true, detail, GovernanceReason.FederationMismatch);
 
     /// <summary>Not a domain this replica knows.</summary>
     public static SyncCheck Unknown(string detail) => new(false, false, detail);

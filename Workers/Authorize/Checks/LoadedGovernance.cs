@@ -10,4 +10,7 @@ public sealed class LoadedGovernance(IIntentVerifier verifier, IDecisionPolicy p
 
     /// <inheritdoc />
     public long DomainPolicyEpoch => policy.LoadedEpoch;
+
+    /// <inheritdoc />
+    public string FederationPolicyDigest => policy.LoadedFederationDigest;
 }

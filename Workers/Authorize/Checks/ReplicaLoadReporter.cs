@@ -25,8 +25,11 @@ public sealed class ReplicaLoadReporter(IReplicaLoadStore store, IServiceProvide
     public string ReplicaId { get; } = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid():N}";
 
     /// <summary>Reports now.</summary>
-    public Task ReportAsync(CancellationToken cancellationToken) =>
-        store.ReportAsync(ReplicaId, clock.GetUtcNow(), services.GetRequiredService<ILoadedGovernance>().DomainPolicyEpoch, cancellationToken);
+    public Task ReportAsync(CancellationToken cancellationToken)
+    {
+        var loaded = services.GetRequiredService<ILoadedGovernance>();
+        return store.ReportAsync(ReplicaId, clock.GetUtcNow(), loaded.DomainPolicyEpoch, loaded.FederationPolicyDigest, cancellationToken);
+    }
 
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

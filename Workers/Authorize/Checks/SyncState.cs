@@ -88,8 +88,9 @@ public sealed class SyncState(
 
     /// <summary>
     /// A peer: pinned in the trust config (never transitive), its key set accepted and not expired, trust in it not
-    /// lapsed, a recent heartbeat recorded that announces exactly that key set. Its policy epochs are its own business:
-    /// what this domain relies on from a peer's policy arrives signed (the endorsement's egress epoch and federation digest).
+    /// lapsed, a recent heartbeat recorded that announces exactly that key set and the federation policy this replica has
+    /// loaded. Its own policy epochs are its own business: what this domain relies on from a peer's policy arrives signed
+    /// (the endorsement's egress epoch and federation digest).
     /// </summary>
     private async Task<SyncCheck> CheckPeerAsync(string domain, DateTimeOffset now, CancellationToken cancellationToken)
     {
@@ -124,10 +125,21 @@ public sealed class SyncState(
             return stale;
         }
 
-        return row.KeySetSequence == keySet.Sequence
+        if (row.KeySetSequence != keySet.Sequence)
+        {
+            return SyncCheck.Stale($"{domain} announces key set {row.KeySetSequence}, this domain has accepted its key set {keySet.Sequence}");
+        }
+
+        // Both sides must decide under one federation policy: a new epoch is on its way to one of them (its Sync relays it
+        // to every member), so the decision waits for it, and is denied FederationMismatch if it never comes.
+        var mine = loaded.FederationPolicyDigest;
+        return row.FederationPolicyDigest == mine
             ? SyncCheck.Fresh
-            : SyncCheck.Stale($"{domain} announces key set {row.KeySetSequence}, this domain has accepted its key set {keySet.Sequence}");
+            : SyncCheck.FederationMismatch(
+                $"{domain} announces federation policy '{Shown(row.FederationPolicyDigest)}', this replica decides under '{Shown(mine)}'");
     }
+
+    private static string Shown(string digest) => digest.Length == 0 ? "none" : digest;
 
     /// <summary>Null when the domain's last heartbeat is within the bound, else why not (a heartbeat from the future was never kept: <see cref="Observe(DomainHeartbeat)"/>).</summary>
     private SyncCheck? RecentHeartbeat(string domain, DateTimeOffset now, out DomainHeartbeat heartbeat)

@@ -47,6 +47,9 @@ public sealed class PolicyStoreDecisionPolicy : IDecisionPolicy, IEgressPolicy, 
     public long LoadedEpoch => _store.Current(PolicyScope.Domain, _domain)?.Version.Epoch ?? -1;
 
     /// <inheritdoc />
+    public string LoadedFederationDigest => _federation is null ? "" : _store.Current(PolicyScope.Federation, _federation)?.Version.Digest ?? "";
+
+    /// <inheritdoc />
     long IEgressPolicy.LoadedEpoch => _store.Current(PolicyScope.Egress, _domain)?.Version.Epoch ?? -1;
 
     /// <summary>Verifies and installs a signed domain policy bundle (throws <c>PolicyBundleException</c> when refused).</summary>

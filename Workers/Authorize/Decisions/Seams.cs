@@ -71,6 +71,9 @@ public interface IDecisionPolicy
     /// <summary>The loaded domain policy epoch (-1 when none is loaded).</summary>
     long LoadedEpoch { get; }
 
+    /// <summary>The digest of the loaded federation policy (empty when none is loaded or none is configured).</summary>
+    string LoadedFederationDigest => "";
+
     /// <summary>Decides; an evaluation error must come back as a <see cref="GovernanceReason.PolicyError"/> denial or throw.</summary>
     PolicyOutcome Decide(IntentSubmitted intent, VerifiedCredential credential, DateTimeOffset now);
 }

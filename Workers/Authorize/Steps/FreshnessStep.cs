@@ -8,7 +8,8 @@ namespace MeshBus.Workers.Authorize.Steps;
 /// <summary>
 /// Step 3, freshness (DESIGN.md §3 phase 2): this replica's view of a domain involved is fresh. Not yet fresh, the
 /// message is redelivered while it is young (<see cref="GovernanceNotFreshException"/>); past the bound it is a
-/// <see cref="GovernanceReason.SyncStale"/> denial, and a domain nobody knows is <see cref="GovernanceReason.UnknownDomain"/>.
+/// <see cref="GovernanceReason.SyncStale"/> denial (<see cref="GovernanceReason.FederationMismatch"/> when a peer still decides
+/// under another federation policy), and a domain nobody knows is <see cref="GovernanceReason.UnknownDomain"/>.
 /// Freshness never waits for a timer: it is checked on every decision.
 /// </summary>
 public sealed class FreshnessStep(ISyncState sync, IOptions<AuthorizeOptions> options)
@@ -38,7 +39,7 @@ public sealed class FreshnessStep(ISyncState sync, IOptions<AuthorizeOptions> op
             throw new GovernanceNotFreshException(check.Detail);
         }
 
-        return PolicyStep.Denied(GovernanceReason.SyncStale, $"{check.Detail} (waited {waited.TotalSeconds:0.#} s, {redeliveries} redeliveries)");
+        return PolicyStep.Denied(check.Reason, $"{check.Detail} (waited {waited.TotalSeconds:0.#} s, {redeliveries} redeliveries)");
     }
 
     /// <summary>Both domains of a cross-domain decision, <paramref name="first"/> first; null when both are fresh.</summary>

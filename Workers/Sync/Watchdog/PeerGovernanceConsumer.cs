@@ -28,9 +28,11 @@ public sealed record SyncPeers(TrustConfig Trust, GovernanceVerifier Verifier, I
 /// dated in the future, goes to the error queue with the reason and changes nothing: forged input never lapses trust
 /// (anyone on the network could send it). A validly signed contradiction does (<see cref="PeerSyncContradicted"/>): a
 /// heartbeat that announces an older domain-policy epoch than one the peer acknowledged, signed well after that
-/// acknowledgement. This domain's own statements are Authorize's business and are ignored here.
+/// acknowledgement. In a federation, every recorded heartbeat also tells the federation watchdog whether the peer
+/// announces this domain's federation policy. This domain's own statements are Authorize's business and are ignored here.
 /// </summary>
-public sealed class PeerGovernanceConsumer(IPeerSyncStore store, SyncPeers peers, IOptions<MeshBusOptions> mesh, IOptions<SyncOptions> options, TimeProvider clock)
+public sealed class PeerGovernanceConsumer(IPeerSyncStore store, SyncPeers peers, IOptions<MeshBusOptions> mesh, IOptions<SyncOptions> options, TimeProvider clock,
+    IAppliedGovernance governance)
     : IConsumer<DomainHeartbeat>, IConsumer<PolicySynced>
 {
     private const string DomainScope = nameof(PolicyScope.Domain);
@@ -59,7 +61,16 @@ public sealed class PeerGovernanceConsumer(IPeerSyncStore store, SyncPeers peers
         await store.RecordHeartbeatAsync(new PeerHeartbeatRecord(m.Domain, m.SentAt, m.Sequence, m.KeySetSequence, m.DomainPolicyEpoch,
             m.EgressPolicyEpoch, m.FederationPolicyDigest), ct);
         await context.Publish(new PeerSyncProgressed(watchdog, m.Domain, m.SentAt, $"heartbeat {m.Sequence}"), ct);
+        if (options.Value.FederationName is { Length: > 0 } federation)
+        {
+            var mine = governance.Digest(PolicyScope.Federation);
+            await context.Publish(new Federation.FederationPeerObserved(Federation.FederationWatchdog.IdOf(federation), federation, m.Domain,
+                m.FederationPolicyDigest == mine,
+                $"{m.Domain} announces federation policy '{Shown(m.FederationPolicyDigest)}' (heartbeat {m.Sequence}), {mesh.Value.Domain} applied '{Shown(mine)}'"), ct);
+        }
     }
+
+    private static string Shown(string digest) => digest.Length == 0 ? "none" : digest;
 
     /// <inheritdoc />
     public async Task Consume(ConsumeContext<PolicySynced> context)

@@ -15,7 +15,8 @@ namespace MeshBus.Workers.Sync.Watchdog;
 /// contradiction (<see cref="PeerSyncContradicted"/>) lapses trust the same way with its own reason, and stays lapsed.
 /// After a stall, the next good statement brings <see cref="TrustRestored"/>; nothing halted is resumed. The deadline is a scheduled message: on
 /// Quartz with the domain's database in a fleet, so it survives a Sync restart, and the saga's optimistic concurrency
-/// makes exactly one replica apply it.
+/// makes exactly one replica apply it. The federation watchdog lapses a peer through it too (a
+/// <see cref="GovernanceReason.FederationMismatch"/> contradiction), and restores it (<see cref="Federation.PeerFederationAgreed"/>).
 /// </summary>
 public sealed class PeerWatchdogStateMachine : MassTransitStateMachine<PeerWatchdogState>
 {
@@ -33,6 +34,16 @@ public sealed class PeerWatchdogStateMachine : MassTransitStateMachine<PeerWatch
         InstanceState(x => x.CurrentState);
         Event(() => Progressed, e => e.CorrelateById(m => m.Message.WatchdogId));
         Event(() => Contradicted, e => e.CorrelateById(m => m.Message.WatchdogId));
+        Event(() => Rearmed, e =>
+        {
+            e.CorrelateById(m => m.Message.WatchdogId);
+            e.OnMissingInstance(m => m.Discard());
+        });
+        Event(() => FederationAgreed, e =>
+        {
+            e.CorrelateById(m => m.Message.WatchdogId);
+            e.OnMissingInstance(m => m.Discard());
+        });
         Schedule(() => DeadlineDue, x => x.DeadlineToken, s =>
         {
             s.Delay = _options.PeerStallAfter;
@@ -58,6 +69,8 @@ public sealed class PeerWatchdogStateMachine : MassTransitStateMachine<PeerWatch
         During(Watching,
             When(Progressed)
                 .Then(c => Advance(c.Saga, c.Message))
+                .Schedule(DeadlineDue, c => new PeerSyncDeadlineDue(c.Saga.CorrelationId), c => Remaining(c.Saga)),
+            When(Rearmed)
                 .Schedule(DeadlineDue, c => new PeerSyncDeadlineDue(c.Saga.CorrelationId), c => Remaining(c.Saga)),
             // Early (a clock step, a scheduler that fired before this replica's clock reached it): wait for the rest.
             When(DeadlineDue.Received, c => !Due(c.Saga))
@@ -86,6 +99,15 @@ public sealed class PeerWatchdogStateMachine : MassTransitStateMachine<PeerWatch
                 .ThenAsync(c => store.SetLapseAsync(c.Saga.Peer, null, "", c.CancellationToken))
                 .Publish(c => new TrustRestored(_domain, GovernanceScope.Peer, c.Saga.Peer, _clock.GetUtcNow()))
                 .Schedule(DeadlineDue, c => new PeerSyncDeadlineDue(c.Saga.CorrelationId), c => Remaining(c.Saga))
+                .TransitionTo(Watching),
+            // Lapsed by the federation watchdog: the peer's statements still count (it is heard from), and its first
+            // heartbeat that announces this domain's federation policy again restores it.
+            When(Progressed, c => c.Saga.LapseReason == GovernanceReason.FederationMismatch)
+                .Then(c => Advance(c.Saga, c.Message)),
+            When(FederationAgreed, c => c.Saga.LapseReason == GovernanceReason.FederationMismatch)
+                .ThenAsync(c => store.SetLapseAsync(c.Saga.Peer, null, "", c.CancellationToken))
+                .Publish(c => new TrustRestored(_domain, GovernanceScope.Peer, c.Saga.Peer, _clock.GetUtcNow()))
+                .Schedule(DeadlineDue, c => new PeerSyncDeadlineDue(c.Saga.CorrelationId), c => Remaining(c.Saga))
                 .TransitionTo(Watching));
     }
 
@@ -100,6 +122,12 @@ public sealed class PeerWatchdogStateMachine : MassTransitStateMachine<PeerWatch
 
     /// <summary>A contradiction the peer signed.</summary>
     public Event<PeerSyncContradicted> Contradicted { get; } = null!;
+
+    /// <summary>Sync started: the pending deadline is scheduled again.</summary>
+    public Event<WatchdogRearm> Rearmed { get; } = null!;
+
+    /// <summary>The federation watchdog saw the peer announce this domain's federation policy again.</summary>
+    public Event<Federation.PeerFederationAgreed> FederationAgreed { get; } = null!;
 
     /// <summary>The stall deadline.</summary>
     public Schedule<PeerWatchdogState, PeerSyncDeadlineDue> DeadlineDue { get; } = null!;

@@ -18,6 +18,14 @@ public sealed record PeerSyncProgressed(Guid WatchdogId, string Peer, DateTimeOf
 /// <param name="Detail">Which statements contradict which.</param>
 public sealed record PeerSyncContradicted(Guid WatchdogId, string Peer, GovernanceReason Reason, string Detail);
 
+/// <summary>
+/// Sync-internal, at every Sync start: a watchdog schedules its pending deadline again. A deadline scheduled on the
+/// in-memory transport (embedded mode) does not outlive the process, though the watchdog's state does; on Quartz it does,
+/// and scheduling it again replaces it with the same time.
+/// </summary>
+/// <param name="WatchdogId">The watchdog (a peer's or the federation's).</param>
+public sealed record WatchdogRearm(Guid WatchdogId);
+
 /// <summary>Scheduled: the peer's watchdog deadline is due.</summary>
 /// <param name="WatchdogId">The peer's watchdog.</param>
 public sealed record PeerSyncDeadlineDue(Guid WatchdogId);

@@ -204,20 +204,20 @@ public sealed class CrossDomainHarness : IAsyncDisposable
     /// bus (its Sync's) and waited for; a peer's is recorded in the per-peer sync state, as its Sync records a verified
     /// heartbeat that crossed the bridge (tests/…/Sync covers that intake).
     /// </summary>
-    public async Task HeartbeatAsync(AuthorizeHarness on, string domain, long keySetSequence = 1, DateTimeOffset? sentAt = null)
+    public async Task HeartbeatAsync(AuthorizeHarness on, string domain, long keySetSequence = 1, DateTimeOffset? sentAt = null, string federationDigest = "")
     {
         var sequence = Interlocked.Increment(ref _heartbeats);
         if (domain != on.Services.GetRequiredService<IOptions<MeshBusOptions>>().Value.Domain)
         {
             await on.Services.GetRequiredService<IPeerSyncStore>().RecordHeartbeatAsync(
-                new PeerHeartbeatRecord(domain, sentAt ?? on.Time.GetUtcNow(), sequence, keySetSequence, on.Policy.LoadedEpoch, 0, ""), CancellationToken.None);
+                new PeerHeartbeatRecord(domain, sentAt ?? on.Time.GetUtcNow(), sequence, keySetSequence, on.Policy.LoadedEpoch, 0, federationDigest), CancellationToken.None);
             return;
         }
 
         var signer = new[] { OriginDomain, TargetDomainKeys, Third }.FirstOrDefault(d => d.Name == domain)?.Signers[KeyUsage.Envelope]
             ?? Ed25519Signer.Generate(KeyUsage.Envelope);
         await on.Bus.Publish(new GovernanceSigner(() => signer).Sign(
-            new DomainHeartbeat(domain, sequence, sentAt ?? on.Time.GetUtcNow(), keySetSequence, on.Policy.LoadedEpoch, 0, "")));
+            new DomainHeartbeat(domain, sequence, sentAt ?? on.Time.GetUtcNow(), keySetSequence, on.Policy.LoadedEpoch, 0, federationDigest)));
         await on.EventuallyAsync(
             () => on.Recorder.ConsumedOf<DomainHeartbeat>().Any(m => m.Message.Sequence == sequence && m.Message.Domain == domain), "heartbeat of " + domain);
     }

@@ -179,6 +179,29 @@ public sealed class EndorsementTests
     }
 
     [Fact]
+    public async Task Origin_waits_while_the_peer_announces_another_federation_policy_then_denies_it_federation_mismatch()
+    {
+        var (x, agent) = await ReadyAsync();
+        await using var _ = x;
+        // The peer adopted a federation epoch this domain has not loaded (it is on its way, or it never comes).
+        await x.HeartbeatAsync(x.Origin, T, sentAt: Now(x.Origin).AddSeconds(1), federationDigest: "sha256:" + new string('e', 64));
+        var intent = agent.Intent(Now(x.Origin), target: T);
+
+        await x.Origin.SubmitAsync(intent);
+
+        var denied = await x.Origin.DeniedAsync(intent.IntentId, GovernanceReason.FederationMismatch);
+        Assert.Contains("federation policy", denied.Detail, StringComparison.Ordinal);
+        Assert.True(x.Origin.Recorder.ConsumedOf<IntentSubmitted>().Count(m => m.Message.IntentId == intent.IntentId) >= 2, "the intent waited (was redelivered) before it was denied");
+        Assert.Empty(x.Endorsements(intent.IntentId));
+
+        // The peer announces the same federation policy again: the next intent goes on.
+        await x.HeartbeatAsync(x.Origin, T, sentAt: Now(x.Origin).AddSeconds(2));
+        var next = agent.Intent(Now(x.Origin), target: T);
+        await x.Origin.SubmitAsync(next);
+        await x.EndorsedAsync(next.IntentId);
+    }
+
+    [Fact]
     public async Task Origin_waits_for_a_peer_heartbeat_then_denies_it_stale()
     {
         var x = await CrossDomainHarness.StartAsync();

@@ -119,6 +119,28 @@ public sealed class GovernanceStatementTests
         Assert.IsType<GrantIssued>(await h.AnswerAsync(intent.IntentId));
     }
 
+    [Fact(Timeout = 120_000)]
+    public async Task A_sync_replica_announces_nothing_until_its_configured_domain_policy_is_applied()
+    {
+        await using var h = await StartAsync();
+        var applied = new MeshBus.Workers.Sync.AppliedGovernance(h.Keys.KeySet.Sequence);
+        // A restarted replica, its policy file not applied yet: an "epoch 0" heartbeat signed now would contradict the
+        // epoch its peers saw the domain acknowledge (they lapse trust, GovernanceInconsistent).
+        var replica = new MeshBus.Workers.Sync.DomainHeartbeatPublisher(
+            h.Bus, applied, h.Keys.Governance,
+            Microsoft.Extensions.Options.Options.Create(new MeshBusOptions { Domain = TestDomainKeys.Domain }),
+            Microsoft.Extensions.Options.Options.Create(new MeshBus.Workers.Sync.SyncOptions { PolicyBundleFile = "policy.json" }),
+            h.Time, Microsoft.Extensions.Logging.Abstractions.NullLogger<MeshBus.Workers.Sync.DomainHeartbeatPublisher>.Instance);
+
+        await replica.PublishAsync(CancellationToken.None);
+        applied.Apply(PolicyScope.Domain, 3, "sha256:03");
+        await replica.PublishAsync(CancellationToken.None);
+
+        await h.EventuallyAsync(() => h.Recorder.ConsumedOf<DomainHeartbeat>().Any(), "the heartbeat after the policy was applied");
+        await Task.Delay(200);
+        Assert.Equal(3, Assert.Single(h.Recorder.ConsumedOf<DomainHeartbeat>()).Message.DomainPolicyEpoch);
+    }
+
     [Theory(Timeout = 120_000)]
     [InlineData(0)]
     [InlineData(1)]

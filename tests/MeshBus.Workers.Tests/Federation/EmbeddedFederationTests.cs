@@ -20,6 +20,7 @@ public sealed class EmbeddedFederationTests : IDisposable
 {
     private const string O = "acme.example/prod";
     private const string T = "globex.example/prod";
+    private const string Federation = "acme-globex";
     private readonly string _data = Directory.CreateTempSubdirectory("meshbus-federation-").FullName;
 
     private static string SignedPolicy(string keyDir, string json, DateTimeOffset now) =>
@@ -59,7 +60,7 @@ public sealed class EmbeddedFederationTests : IDisposable
         }
     }
 
-    private async Task<Started> StartAsync(CancellationToken bound)
+    private async Task<Started> StartAsync(CancellationToken bound, string? federationBundle = null)
     {
         var now = DateTimeOffset.UtcNow;
         var originKeys = DomainAdministration.Initialize(Path.Combine(_data, "keys-o"), O, now).DirectoryPath;
@@ -78,6 +79,19 @@ public sealed class EmbeddedFederationTests : IDisposable
              "rules":[{"id":"allow-deploy","effect":"allow","match":{"actions":["deploy"],"resources":["k8s://globex/**"]},
                        "condition":"'deployers' in agent.claims.groups","obligations":{"maxLeaseSeconds":20}}]}
             """, null, now);
+
+        if (federationBundle is not null)
+        {
+            // The federation's bundle, signed by both roots, installed by the origin's operator only; both domains are
+            // members (Sync and Authorize know the federation's name).
+            var file = Path.Combine(_data, "federation.policy.json");
+            var signed = PolicyBundleSigning.SignAsRoot(PolicyBundleSigning.SignAsRoot(federationBundle,
+                DomainAdministration.ReadRoot(originKeys)), DomainAdministration.ReadRoot(targetKeys));
+            await File.WriteAllTextAsync(file, signed, bound);
+            var member = new Dictionary<string, string?> { ["Sync:FederationName"] = Federation, ["Authorize:FederationName"] = Federation };
+            origin = origin with { Settings = new Dictionary<string, string?>(member) { ["Sync:FederationPolicyBundleFile"] = file } };
+            target = target with { Settings = member };
+        }
 
         var federation = await EmbeddedFederation.StartAsync([origin, target], bound);
         try
@@ -173,6 +187,33 @@ public sealed class EmbeddedFederationTests : IDisposable
         {
             Assert.Equal(0, mesh.Services.GetRequiredService<FederationBridge>().Counters.DroppedTotal);
         }
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task A_federation_policy_installed_in_one_domain_reaches_the_other_over_the_bridge_and_both_decide_under_it()
+    {
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(150));
+        await using var x = await StartAsync(bound.Token, $$$"""
+            {"format":"meshbus-policy/v1","scope":"federation","domain":"{{{Federation}}}","epoch":3,
+             "rules":[{"id":"baseline","effect":"allow","match":{"actions":["*"],"resources":["**"]}},
+                      {"id":"no-deletes-across-the-federation","effect":"deny","match":{"actions":["delete"],"resources":["**"]}}]}
+            """);
+
+        // The target's operator installed nothing: its Sync adopts what the origin's relayed, and announces it.
+        var targetSync = x.Federation[T].Services.GetRequiredService<MeshBus.Workers.Sync.IAppliedGovernance>();
+        await EventuallyAsync(() => Task.FromResult(targetSync.Epoch(MeshBus.Contracts.PolicyScope.Federation) == 3), bound.Token);
+
+        // The target acknowledges the epoch once its Authorize replica decides under it; the origin records that.
+        var originPeers = x.Federation[O].Services.GetRequiredService<MeshBus.Persistence.IPeerSyncStore>();
+        await EventuallyAsync(async () => await originPeers.AcknowledgedAsync(T, Federation, nameof(MeshBus.Contracts.PolicyScope.Federation), bound.Token) is { Epoch: 3 },
+            bound.Token);
+
+        var lease = await GrantedAndStartedAsync(x, bound.Token);
+
+        // Both decided under it: the target's grant names it, and it is the origin's.
+        var named = Assert.Single(lease.Claims.Policies, p => p.Scope == MeshBus.Contracts.PolicyScope.Federation);
+        Assert.Equal((Federation, 3L), (named.Domain, named.Epoch));
+        Assert.Equal(x.Federation[O].Services.GetRequiredService<MeshBus.Workers.Sync.IAppliedGovernance>().Digest(MeshBus.Contracts.PolicyScope.Federation), named.Digest);
     }
 
     public void Dispose()

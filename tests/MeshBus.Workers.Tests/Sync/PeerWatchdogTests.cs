@@ -109,6 +109,31 @@ public sealed class PeerWatchdogTests : IAsyncLifetime
     }
 
     [Fact(Timeout = 90_000)]
+    public async Task A_deadline_pending_at_a_sync_restart_still_fires_when_the_peer_stays_silent()
+    {
+        var last = _sync.PeerHeartbeat();
+        await _sync.DeliverAsync(last);
+        var deadline = last.SentAt + StallAfter;
+        await _sync.AdvanceAsync(TimeSpan.FromSeconds(20));
+        var scheduled = (await _sync.WatchdogAsync())!.DeadlineToken;
+
+        // Restart: the in-memory scheduler's pending deadline died with the old process; the watchdog's state did not.
+        await _sync.DisposeAsync();
+        _sync = await SyncHarness.StartAsync(_dir, _clock, _peer, StallAfter);
+        await Skeleton.SkeletonHarness.EventuallyAsync(async () => (await _sync.WatchdogAsync())!.DeadlineToken, token => token != scheduled,
+            "the deadline scheduled again at start");
+        await _sync.IdleAsync();
+
+        await _sync.AdvanceAsync(deadline - _clock.GetUtcNow() - Tick);
+        Assert.Empty(_sync.PublishedOf<TrustLapsed>());
+        await _sync.AdvanceAsync(Tick);
+        await WaitForAsync<TrustLapsed>(1);
+        await _sync.AdvanceAsync(StallAfter);
+        Assert.Equal(GovernanceReason.SyncStalled, Assert.Single(_sync.PublishedOf<TrustLapsed>()).Reason);
+        Assert.Single(_sync.PublishedOf<HaltExecution>());
+    }
+
+    [Fact(Timeout = 90_000)]
     public async Task The_watchdog_state_survives_a_sync_restart_and_its_next_deadline_fires_once()
     {
         var last = _sync.PeerHeartbeat();

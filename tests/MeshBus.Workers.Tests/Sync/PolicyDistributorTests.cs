@@ -139,13 +139,13 @@ public sealed class PolicyDistributorTests : IDisposable
         var (distributor, _) = Create(Write(Sign(Bundle)));
         distributor.Apply();
         var now = DateTimeOffset.UtcNow;
-        await Replicas.ReportAsync("authorize-1", now, 3, default);
-        await Replicas.ReportAsync("authorize-2", now, 2, default);
+        await Replicas.ReportAsync("authorize-1", now, 3, "", default);
+        await Replicas.ReportAsync("authorize-2", now, 2, "", default);
 
         Assert.False(await distributor.PublishAsync(default));
         Assert.Empty(_published.OfType<PolicySynced>());
 
-        await Replicas.ReportAsync("authorize-2", now, 3, default);
+        await Replicas.ReportAsync("authorize-2", now, 3, "", default);
         Assert.True(await distributor.PublishAsync(default));
         var ack = Assert.Single(_published.OfType<PolicySynced>());
         Assert.Equal((Domain, Domain, PolicyScope.Domain, 3L), (ack.Domain, ack.Publisher, ack.Scope, ack.Epoch));
@@ -156,7 +156,7 @@ public sealed class PolicyDistributorTests : IDisposable
     {
         var (distributor, _) = Create(Write(Sign(Bundle)));
         distributor.Apply();
-        await Replicas.ReportAsync("authorize-1", DateTimeOffset.UtcNow - TimeSpan.FromMinutes(1), 3, default);
+        await Replicas.ReportAsync("authorize-1", DateTimeOffset.UtcNow - TimeSpan.FromMinutes(1), 3, "", default);
 
         Assert.False(await distributor.PublishAsync(default));
 
@@ -170,8 +170,8 @@ public sealed class PolicyDistributorTests : IDisposable
         var (distributor, _) = Create(Write(Sign(Bundle)));
         distributor.Apply();
         var now = DateTimeOffset.UtcNow;
-        await Replicas.ReportAsync("authorize-gone", now - TimeSpan.FromSeconds(11), 2, default);
-        await Replicas.ReportAsync("authorize-1", now, 3, default);
+        await Replicas.ReportAsync("authorize-gone", now - TimeSpan.FromSeconds(11), 2, "", default);
+        await Replicas.ReportAsync("authorize-1", now, 3, "", default);
 
         Assert.True(await distributor.PublishAsync(default));
     }

@@ -61,7 +61,11 @@ internal sealed class SyncHarness : IAsyncDisposable
     /// <summary>What Sync's endpoints took (the Lineage worker beside it takes many of the same messages).</summary>
     public IEnumerable<(string Endpoint, object Message, Exception? Fault)> SyncConsumed => Consumed.Where(c => c.Endpoint.StartsWith("sync-", StringComparison.Ordinal));
 
-    public static async Task<SyncHarness> StartAsync(string dataDirectory, FakeTimeProvider clock, FederatedDomain peer, TimeSpan stallAfter)
+    /// <summary>The harness's services (the Sync worker's own included).</summary>
+    public IServiceProvider Services => _provider;
+
+    public static async Task<SyncHarness> StartAsync(string dataDirectory, FakeTimeProvider clock, FederatedDomain peer, TimeSpan stallAfter,
+        IReadOnlyDictionary<string, string?>? settings = null)
     {
         var keyDir = Path.Combine(dataDirectory, "keys");
         var keys = Directory.Exists(keyDir) ? DomainKeys.Load(keyDir) : DomainAdministration.Initialize(keyDir, Domain, clock.GetUtcNow());
@@ -80,6 +84,11 @@ internal sealed class SyncHarness : IAsyncDisposable
             // The domain's own heartbeats are not the subject here: once an hour of fake time.
             ["Sync:HeartbeatInterval"] = "01:00:00",
         };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            config[key] = value;
+        }
+
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(config).Build();
         var services = new ServiceCollection();
         services.AddLogging();
@@ -107,11 +116,11 @@ internal sealed class SyncHarness : IAsyncDisposable
     }
 
     /// <summary>A heartbeat of the peer signed with its envelope key (or <paramref name="key"/>), as the bridge delivers it.</summary>
-    public DomainHeartbeat PeerHeartbeat(DateTimeOffset? sentAt = null, long domainEpoch = 1, ISigner? key = null)
+    public DomainHeartbeat PeerHeartbeat(DateTimeOffset? sentAt = null, long domainEpoch = 1, ISigner? key = null, string federationDigest = "")
     {
         var at = sentAt ?? Clock.GetUtcNow();
         return new GovernanceSigner(() => key ?? PeerKeys.Signers[KeyUsage.Envelope]).Sign(
-            new DomainHeartbeat(Peer, at.ToUnixTimeMilliseconds(), at, PeerKeys.KeySet.Sequence, domainEpoch, 0, ""));
+            new DomainHeartbeat(Peer, at.ToUnixTimeMilliseconds(), at, PeerKeys.KeySet.Sequence, domainEpoch, 0, federationDigest));
     }
 
     /// <summary>Publishes a peer statement and waits until every endpoint that takes it has (and the watchdog moved).</summary>
