@@ -99,7 +99,7 @@ public sealed class NatsRabbitMqFederationTests(NatsFixture nats, RabbitMqFixtur
         var targetPolicy = Sign(target, targetKeys, "policy.json", now, $$$"""
             {"format":"meshbus-policy/v1","scope":"domain","domain":"{{{T}}}","epoch":1,
              "rules":[{"id":"allow-deploy","effect":"allow","match":{"actions":["deploy"],"resources":["k8s://target/**"]},
-                       "condition":"'deployers' in agent.claims.groups","obligations":{"maxLeaseSeconds":20}}]}
+                       "condition":"'deployers' in agent.claims.groups","obligations":{"maxLeaseSeconds":60}}]}
             """);
 
         foreach (var (side, keys, policy) in new[] { (origin, originKeys, originPolicy), (target, targetKeys, targetPolicy) })
@@ -180,7 +180,9 @@ public sealed class NatsRabbitMqFederationTests(NatsFixture nats, RabbitMqFixtur
                 Assert.Equal(DecisionRecord.EgressKind, DecisionRecord.Parse((await originLog.GetByKeyAsync(DecisionRecord.DecisionKey(lease.IntentId), bound.Token))!.Data).Kind);
             }
 
-            // Renewed through the target (its lease is 20 s): heartbeats cross, the renewal comes back.
+            // Renewed through the target: heartbeats cross, the renewal comes back. The lease is 60 s, so the renewal,
+            // asked for in its second half, has 30 s for the round trip: on this shared machine a JetStream publish
+            // acknowledgement has been seen to time out (5 s) several times in a row before the pump's retry got through.
             var renewalBefore = lease.Claims.Renewal;
             while (lease.Claims.Renewal == renewalBefore && !lease.Token.IsCancellationRequested)
             {
