@@ -73,28 +73,34 @@ public sealed class EmbeddedFederation : IAsyncDisposable
         }
 
         var network = new InProcessFederationNetwork();
-        var started = new List<EmbeddedMesh>();
         var links = new List<IFederationLink>();
+        var options = new List<EmbeddedMeshOptions>();
+        foreach (var domain in domains)
+        {
+            var link = linkFor?.Invoke(domain.Domain);
+            if (link is not null)
+            {
+                links.Add(link);
+            }
+
+            options.Add(domain with { Federation = link is null ? network : null, FederationLink = link });
+        }
+
+        // The domains start side by side (most of a start is schema creation and first-use JIT, which overlap well);
+        // each waits for nothing from the others, as the bridge holds what arrives before a peer listens.
+        var starting = options.Select(o => Task.Run(() => EmbeddedMesh.StartAsync(o, cancellationToken), cancellationToken)).ToList();
         try
         {
-            foreach (var options in domains)
-            {
-                var link = linkFor?.Invoke(options.Domain);
-                if (link is not null)
-                {
-                    links.Add(link);
-                }
-
-                var domain = options with { Federation = link is null ? network : null, FederationLink = link };
-                started.Add(await EmbeddedMesh.StartAsync(domain, cancellationToken));
-            }
+            await Task.WhenAll(starting);
         }
         catch
         {
-            await new EmbeddedFederation(network, started, links).DisposeAsync();
+            var some = starting.Where(t => t.IsCompletedSuccessfully).Select(t => t.Result).ToList();
+            await new EmbeddedFederation(network, some, links).DisposeAsync();
             throw;
         }
 
+        var started = starting.Select(t => t.Result).ToList();
         return new EmbeddedFederation(network, started, links);
     }
 

@@ -38,10 +38,17 @@ public sealed record EmbeddedMeshOptions(string Domain, string DataDirectory, st
     public IFederationLink? FederationLink { get; init; }
 
     /// <summary>
-    /// More settings, by configuration key (e.g. <c>Sync:FederationName</c>), applied over the ones these options make;
-    /// they are validated on start like every worker's.
+    /// More settings, by configuration key (e.g. <c>Sync:FederationName</c>, or <c>Sync:HeartbeatInterval</c> =
+    /// <c>00:00:00.5</c> for a short demo), applied over the ones these options make; they are validated on start like
+    /// every worker's. Null: none.
     /// </summary>
     public IReadOnlyDictionary<string, string?>? Settings { get; init; }
+
+    /// <summary>
+    /// Adds services to the host before it is built, e.g. a MassTransit observer (<c>AddPublishObserver</c>) that sees
+    /// every message of this domain's bus from the start. Null: none.
+    /// </summary>
+    public Action<IServiceCollection>? ConfigureServices { get; init; }
 }
 
 /// <summary>
@@ -117,6 +124,7 @@ public sealed class EmbeddedMesh : IAsyncDisposable
 
         builder.Configuration.AddInMemoryCollection(settings);
         builder.Services.AddMeshBus(builder.Configuration, Workers());
+        options.ConfigureServices?.Invoke(builder.Services);
         var host = builder.Build();
         try
         {

@@ -118,7 +118,8 @@ public static class LineageKeys
 
     /// <summary>
     /// Whether <paramref name="fresh"/> is the periodic re-publication of the event stored as <paramref name="stored"/>:
-    /// a <see cref="PolicyPublished"/> or <see cref="PolicySynced"/> that differs only in when (and, for a federation bundle, by which member) it was sent. Anything else
+    /// a <see cref="PolicyPublished"/>, <see cref="PolicySynced"/> or <see cref="KeySetPublished"/> that differs only in when
+    /// (and, for a federation bundle, by which member) it was sent. Anything else
     /// that differs under the same key is a real conflict.
     /// </summary>
     public static bool IsRepublication(string type, byte[] stored, byte[] fresh)
@@ -127,7 +128,10 @@ public static class LineageKeys
         string[]? members = type switch
         {
             nameof(PolicyPublished) => [nameof(PolicyPublished.PublishedAt), nameof(PolicyPublished.Publisher)],
-            nameof(PolicySynced) => [nameof(PolicySynced.SyncedAt)],
+            // The acknowledgement's signature covers its time, so it differs with every re-publication too.
+            nameof(PolicySynced) => [nameof(PolicySynced.SyncedAt), nameof(PolicySynced.Signature)],
+            // A key set is re-published every interval and by a restarted Sync: the signed document is the event.
+            nameof(KeySetPublished) => [nameof(KeySetPublished.PublishedAt)],
             _ => null,
         };
         if (members is null)

@@ -73,7 +73,7 @@ public sealed class EvidenceTests : IDisposable
     }
 
     [Fact]
-    public async Task Exporting_a_granted_then_halted_intent_includes_the_grant_rebuilt_from_its_decision_record()
+    public async Task Exporting_a_granted_renewed_then_halted_intent_includes_the_grant_rebuilt_from_its_decision_record_and_verifies()
     {
         // What production writes: the decision record (AuthorizationDecided, meshbus-decision/v1) with its lease, then the
         // halt; no GrantIssued record, and no --grant file.
@@ -94,6 +94,9 @@ public sealed class EvidenceTests : IDisposable
         {
             await log.AppendAsync(new LineageEntry("other:1", "DomainHeartbeat", Encoding.UTF8.GetBytes("{\"type\":\"DomainHeartbeat\"}")));
             index = (await log.AppendAsync(new LineageEntry(record.Key, record.EntryType, record.ToBytes()))).Index;
+            // A renewal's record (RenewalDecided): its leaf must say the type it is recorded under, like every leaf.
+            var renewal = record with { Kind = DecisionRecord.RenewalKind, Renewal = 1 };
+            await log.AppendAsync(new LineageEntry(renewal.Key, renewal.EntryType, renewal.ToBytes()));
             await log.AppendAsync(new LineageEntry("halted:" + _intent, "ExecutionHalted", Encoding.UTF8.GetBytes($"{{\"type\":\"ExecutionHalted\",\"intentId\":\"{_intent}\"}}")));
         }
 
@@ -103,7 +106,7 @@ public sealed class EvidenceTests : IDisposable
         Assert.Contains("grant included", output, StringComparison.Ordinal);
 
         var parsed = EvidenceBundle.Parse(await File.ReadAllTextAsync(bundle));
-        Assert.Equal(["AuthorizationDecided", "ExecutionHalted"], parsed.Records.Select(r => r.Type));
+        Assert.Equal(["AuthorizationDecided", "RenewalDecided", "ExecutionHalted"], parsed.Records.Select(r => r.Type));
         Assert.Equal(Grants.Issue(lease.ToGrantClaims(index), keys.Signer(KeyUsage.Grant, now)), parsed.Grant);
         (code, output) = await VerifyAsync(bundle);
         Assert.True(code == 0, output);

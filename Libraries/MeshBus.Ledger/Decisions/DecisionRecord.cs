@@ -122,8 +122,9 @@ public sealed record DecisionRecord(
                 w.WriteNumber("federationEpoch", FederationEpoch.Value);
             }
 
-            // "format" names the record's shape; "type" is the lineage event type, as in every other leaf, so an
-            // auditor's check that a leaf is the type its record claims holds for decisions too.
+            // "format" names the record's shape; "type" is the lineage event type (AuthorizationDecided, or RenewalDecided
+            // for a renewal), as in every other leaf, so an auditor's check that a leaf is the type its record claims
+            // holds for decisions and renewals too.
             w.WriteString("format", Format);
             w.WritePropertyName("intent");
             JsonSerializer.Serialize(w, Intent, IntentJson);
@@ -149,7 +150,7 @@ public sealed record DecisionRecord(
             w.WriteString("reason", Reason.ToString());
             w.WriteNumber("renewal", Renewal);
             w.WriteString("targetDomain", TargetDomain);
-            w.WriteString("type", DecisionType);
+            w.WriteString("type", EntryType);
             w.WriteEndObject();
         }
 

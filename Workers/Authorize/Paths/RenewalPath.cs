@@ -57,7 +57,7 @@ public sealed class RenewalPath(
                 return await release.RecordRenewalAsync(granted, request.Renewal, now, PolicyStep.Denied(verified.Refusal!.Reason, verified.Refusal.Detail), ct);
             }
 
-            var outcome = await replay.ExecutionEndedAsync(granted, request.Renewal, now, ct)
+            var outcome = await replay.ExecutionEndedAsync(granted, request.Renewal, redeliveries, now, ct)
                 ?? await replay.QuarantinedAsync(granted.Agent, ct)
                 ?? await freshness.CheckAsync(granted.Intent.TargetDomain, request.RequestedAt, redeliveries, now, ct)
                 ?? policy.Renewal(v, now);

@@ -120,8 +120,11 @@ public sealed class ReplayStep(INonceStore nonces, IQuarantineState quarantine, 
     /// domain's lineage log, shared by every replica and written only by the mesh's workers): the lease renewal n
     /// extends (renewal n − 1, or the first grant) must not have expired beyond the skew, and no halt acknowledgement
     /// or completion of the execution may be recorded. A halt ordered but not yet acknowledged is bounded by the lease.
+    /// Renewal n − 1 not decided yet is a renewal still in flight that this one overtook (a re-evaluation asked for while
+    /// a heartbeat's renewal was pending): the message is redelivered (<see cref="GovernanceNotFreshException"/>) up to
+    /// <see cref="AuthorizeOptions.SyncMaxRedeliveries"/> times, then refused.
     /// </summary>
-    public async Task<PolicyOutcome?> ExecutionEndedAsync(DecisionRecord granted, int renewal, DateTimeOffset now, CancellationToken ct)
+    public async Task<PolicyOutcome?> ExecutionEndedAsync(DecisionRecord granted, int renewal, int redeliveries, DateTimeOffset now, CancellationToken ct)
     {
         var id = granted.IntentId;
         var halted = FindAsync(DecisionRecord.HaltedKey(id), ct);
@@ -137,7 +140,13 @@ public sealed class ReplayStep(INonceStore nonces, IQuarantineState quarantine, 
             return PolicyStep.Denied(GovernanceReason.PolicyRevoked, $"execution {id} completed (lineage index {c.Index}); nothing to renew");
         }
 
-        var lease = renewal <= 1 ? granted.Lease : (await extended is { } prev ? DecisionRecord.Parse(prev.Data).Lease : null);
+        var previous = await extended;
+        if (renewal > 1 && previous is null && redeliveries < options.Value.SyncMaxRedeliveries)
+        {
+            throw new GovernanceNotFreshException($"renewal {renewal - 1} of {id} is not decided yet; renewal {renewal} waits for it");
+        }
+
+        var lease = renewal <= 1 ? granted.Lease : (previous is not null ? DecisionRecord.Parse(previous.Data).Lease : null);
         if (lease is null)
         {
             return PolicyStep.Denied(GovernanceReason.PolicyRevoked, $"renewal {renewal} of {id} extends no granted lease (renewal {renewal - 1} was not granted)");

@@ -192,7 +192,10 @@ public sealed class IntentLifecycleStateMachine : MassTransitStateMachine<Intent
             When(ExecutionHeartbeatEvent)
                 .Then(c => ApplyHeartbeat(c.Saga, c.Message))
                 .Schedule(HeartbeatTimeout, c => new HeartbeatOverdue(c.Saga.CorrelationId))
-                .If(c => RenewalDue(c.Saga), b => b
+                // Only the domain that decided the grant renews it (DESIGN.md §3: the target owns the renewals); the
+                // origin's saga of a cross-domain intent follows the target's renewals as they cross back. Asking its own
+                // Authorize, which holds only the egress decision, earned a PolicyRevoked denial on every heartbeat.
+                .If(c => c.Saga.TargetDomain == _domain && RenewalDue(c.Saga), b => b
                     .Then(c => c.Saga.RenewalRequested = c.Saga.Renewal + 1)
                     .Publish(c => new EvaluateIntent(c.Saga.CorrelationId, _domain, EvaluationKind.Renewal, c.Saga.RenewalRequested, _clock.GetUtcNow()))),
             When(HeartbeatTimeout.Received)

@@ -61,11 +61,21 @@ public sealed class ProofResponder(
             await bus.Publish(new CheckpointPublished(self, publisher.Origin, checkpoint.Size, Convert.ToBase64String(checkpoint.RootHash), checkpoint.Note, checkpoint.CreatedAt), context.CancellationToken);
         }
 
+        // The requester's witness may never cosign this checkpoint: if it cosigned a newer one first, this one is late
+        // for it (a CosignConflict, not a fork). Any covering checkpoint it cosigned proves the records as well, so the
+        // newest one is taken as soon as it is.
         var witnessName = "— " + LineageNames.Witness(m.Requester) + " ";
         var deadline = clock.GetUtcNow() + options.Value.ProofCosignWait;
-        while (!(await sql.GetCosignaturesAsync(checkpoint.Size, context.CancellationToken)).Any(l => l.StartsWith(witnessName, StringComparison.Ordinal))
-            && clock.GetUtcNow() < deadline)
+        async Task<bool> CosignedAsync(StoredCheckpoint c) =>
+            (await sql.GetCosignaturesAsync(c.Size, context.CancellationToken)).Any(l => l.StartsWith(witnessName, StringComparison.Ordinal));
+        while (!await CosignedAsync(checkpoint) && clock.GetUtcNow() < deadline)
         {
+            if (await sql.GetLatestCheckpointAsync(context.CancellationToken) is { } latest && latest.Size > checkpoint.Size && await CosignedAsync(latest))
+            {
+                checkpoint = latest;
+                break;
+            }
+
             await Task.Delay(TimeSpan.FromMilliseconds(100), clock, context.CancellationToken);
         }
 

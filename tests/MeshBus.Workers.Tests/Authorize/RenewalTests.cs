@@ -106,6 +106,51 @@ public sealed class RenewalTests
         await RenewalDeniedAsync(h, intent, GovernanceReason.SyncStale, requestedAt: Now(h).AddMinutes(-1));
     }
 
+    /// <summary>Redeliveries long enough for a test to act between two attempts of one message.</summary>
+    private static readonly Dictionary<string, string?> SlowRedeliveries = new()
+    {
+        ["MeshBus:RedeliverySeconds:0"] = "0.5",
+        ["MeshBus:RedeliverySeconds:1"] = "1",
+        ["MeshBus:RedeliverySeconds:2"] = "2",
+    };
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_renewal_that_overtook_the_one_before_it_waits_for_it_and_then_extends_it()
+    {
+        var h = await AuthorizeHarness.StartAsync(settings: SlowRedeliveries);
+        await using var _ = h;
+        var intent = new TestAgent(h.Keys).Intent(Now(h));
+        await h.HeartbeatAsync();
+        await h.SubmitAsync(intent);
+        Assert.IsType<GrantIssued>(await h.AnswerAsync(intent.IntentId));
+
+        // A re-evaluation (renewal 2) decided before the heartbeat's renewal 1 it overtook: it must wait, not refuse.
+        await h.Bus.Publish(new EvaluateIntent(intent.IntentId, TestDomainKeys.Domain, EvaluationKind.Reevaluation, 2, Now(h)));
+        await h.EventuallyAsync(() => h.Recorder.ConsumedOf<EvaluateIntent>().Any(c => c.Message.Renewal == 2), "renewal 2 tried once while renewal 1 was undecided");
+        await h.Bus.Publish(new EvaluateIntent(intent.IntentId, TestDomainKeys.Domain, EvaluationKind.Renewal, 1, Now(h)));
+        var answers = await h.AnswersAsync(intent.IntentId, 3);
+
+        Assert.Equal([1, 2], answers.Skip(1).Select(a => Assert.IsType<GrantRenewed>(a).Renewal).Order());
+        Assert.NotNull(await h.Lineage.GetByKeyAsync(DecisionRecord.RenewalKey(intent.IntentId, 2)));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_renewal_whose_previous_renewal_never_comes_is_refused_after_the_redeliveries()
+    {
+        var (h, intent) = await GrantedAsync();
+        await using var _ = h;
+
+        await h.Bus.Publish(new EvaluateIntent(intent.IntentId, TestDomainKeys.Domain, EvaluationKind.Renewal, 2, Now(h)));
+        var answers = await h.AnswersAsync(intent.IntentId, 2);
+
+        Assert.True(answers.Count == 2, "no answer to the renewal");
+        var denied = Assert.IsType<GrantDenied>(answers[1]);
+        Assert.Equal(GovernanceReason.PolicyRevoked, denied.Reason);
+        Assert.Contains("renewal 1 was not granted", denied.Detail, StringComparison.Ordinal);
+        // Asked once, then redelivered SyncMaxRedeliveries (3) times waiting for renewal 1, then refused.
+        Assert.Equal(4, h.Recorder.ConsumedOf<EvaluateIntent>().Count(c => c.Message.Renewal == 2));
+    }
+
     [Fact]
     public void Authorize_looks_for_halts_and_completions_under_the_keys_the_lineage_worker_records_them()
     {

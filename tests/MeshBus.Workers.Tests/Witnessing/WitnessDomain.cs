@@ -85,6 +85,9 @@ internal sealed class WitnessDomain : IAsyncDisposable
             ["Lineage:CheckpointEveryEntries"] = checkpointEveryEntries.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Lineage:CheckpointInterval"] = "01:00:00",
             ["Lineage:CheckpointCheckInterval"] = "00:00:00.100",
+            // The peer's answer waits for this domain's cosignature; on a loaded 2-core machine it took longer than the
+            // default 10 s once (the bundle then came without it). The bound stays a bound: the tests' own timeouts are longer.
+            ["Lineage:ProofCosignWait"] = "00:00:40",
         };
         foreach (var (k, v) in settings ?? new Dictionary<string, string?>())
         {

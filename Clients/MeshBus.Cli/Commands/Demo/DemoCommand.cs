@@ -1,44 +1,65 @@
+using System.Diagnostics;
 using System.Text.Json;
-using MeshBus.Agent;
-using MeshBus.Cli.Commands.Halt;
-using MeshBus.Contracts;
-using MeshBus.Embedded;
-using MeshBus.Ledger.Merkle;
-using MeshBus.Policy.Bundles;
-using MeshBus.Trust;
-using MeshBus.Trust.Crypto;
-
+using Microsoft.Data.Sqlite;
 
 namespace MeshBus.Cli.Commands.Demo;
 
 /// <summary>
-/// <c>meshbus demo</c>: the embedded walking skeleton. One process hosts the four workers of <c>acme.example/prod</c>
-/// on MassTransit's in-memory transport with SQLite under a data directory, creates the domain's keys, and walks an
-/// agent through a grant, a denial and an operator halt, then verifies the lineage log. Exit 0 only if every step
+/// <c>meshbus demo</c>: the federation on the embedded default. One process hosts <c>acme.example/prod</c> and
+/// <c>partner.example/prod</c>, each with its own in-memory bus, SQLite files and four workers, joined by the in-process
+/// link of the bridge and pinning each other's root, and walks the seven phases of the lifecycle: a cross-domain grant,
+/// denials by either domain's policy, a policy push that re-evaluates running work, a bridge stall that lapses trust and
+/// halts the work, witnessing, and evidence verified offline against the two pinned roots. Exit 0 only if every step
 /// behaved as expected.
 /// </summary>
 public sealed class DemoCommand : CliCommand, IHasFlags
 {
-    private const string Domain = "acme.example/prod";
+    private readonly DemoScenario _scenario;
+
+    /// <summary>The demo as documented.</summary>
+    public DemoCommand()
+        : this(DemoScenario.Default)
+    {
+    }
+
+    /// <summary>The demo with a <paramref name="scenario"/> (its tests make one step fail on purpose).</summary>
+    public DemoCommand(DemoScenario scenario)
+    {
+        _scenario = scenario;
+    }
 
     /// <inheritdoc />
     public override string Name => "demo";
 
     /// <inheritdoc />
-    public override string Summary => "Run the embedded mesh and walk an agent through grant, denial, halt and lineage";
+    public override string Summary => "Run two federated domains in this process and walk the seven phases, ending with verified evidence";
 
     /// <inheritdoc />
     public override string Usage => """
         usage: meshbus demo [--data DIR] [--out FILE] [--json]
 
-        Starts Sync, Authorize, Enforce and Lineage for acme.example/prod in this process (in-memory transport,
-        SQLite under DIR or a new temporary directory), then prints each step: an allowed intent and its verified
-        grant, execution started and heartbeating, a denied intent and its reason, an operator halt (token cancelled,
-        ExecutionHalted, saga Halted, halt in lineage), the evidence bundle of the allowed intent exported and
-        verified offline against the pinned root (and refused once tampered), and the lineage log's recomputed root.
-          --json       print a machine-readable summary instead of the transcript
-          --out FILE   also write the transcript (or the JSON summary with --json) to FILE
-        Exit 0 when every step behaved as expected, 1 otherwise.
+        Starts acme.example/prod and partner.example/prod in this process, each with Sync, Authorize, Enforce and
+        Lineage on its own in-memory bus and SQLite files, joined by the in-process bridge and pinning each other's
+        root (short demo intervals: heartbeats 0.5 s, stall bound 2.5 s, a checkpoint each second), and prints each step
+        of six parts that cover the seven lifecycle phases:
+          1. an acme agent's intent on a partner resource: acme's egress decision, the bridge, partner's decision and
+             record, the grant back over the bridge verified by the agent, execution started, lease renewed;
+          2. a denial by partner's policy and one by acme's egress policy, each with its rule;
+          3. a policy push in partner re-evaluates the running execution (still allowed), acknowledged by acme;
+          4. the link from partner to acme stalls: TrustLapsed(SyncStalled), the scoped halt reaches the agent,
+             ExecutionHalted in both domains, a new intent denied SyncStale; the link recovers: TrustRestored, and
+             nothing resumes by itself;
+          5. each domain's checkpoints cosigned by the other domain's witness;
+          6. evidence bundles of the granted and the halted intent, each holding both domains' records, verified
+             offline against the two pinned roots only, and refused once one byte is changed.
+          --data DIR   keep everything in DIR (new or empty): DIR/pinned/ the two roots and key sets (as meshbus trust
+                       export writes them), DIR/evidence/*.json the bundles (meshbus proof verify FILE --trust DIR/pinned),
+                       DIR/tampered/ the refused copies, DIR/acme and DIR/partner the keys, policies and SQLite files.
+                       Without it, a temporary directory is used and removed at the end.
+          --json       print one JSON document instead of the transcript: ok, the steps, and the timeline of every MeshBus
+                       message seen on either bus, in order ({at, domain, event, intentId, reason})
+          --out FILE   also write the transcript (or the JSON document with --json) to FILE
+        Exit 0 when every step behaved as expected; 1 otherwise, naming the step that did not.
         """;
 
     /// <inheritdoc />
@@ -51,11 +72,18 @@ public sealed class DemoCommand : CliCommand, IHasFlags
         var outFile = args.Option("out");
         var json = args.Flag("json");
         args.RejectUnknown();
-        data ??= Path.Combine(Path.GetTempPath(), "meshbus-demo-" + Guid.NewGuid().ToString("N")[..8]);
+        var temporary = data is null;
+        if (data is not null && Directory.Exists(data) && Directory.EnumerateFileSystemEntries(data).Any())
+        {
+            throw new CliUsageException($"--data {data} is not empty: the demo creates new domains, give it a new or empty directory");
+        }
+
+        data ??= Directory.CreateTempSubdirectory("meshbus-demo-").FullName;
         Directory.CreateDirectory(data);
 
         var transcript = new StringWriter();
         var steps = new List<DemoStep>();
+        var timeline = new DemoTimeline();
         void Say(string line)
         {
             transcript.WriteLine(line);
@@ -65,16 +93,49 @@ public sealed class DemoCommand : CliCommand, IHasFlags
             }
         }
 
-        void Step(string name, bool ok, string detail)
+        void Report(DemoStep step)
         {
-            steps.Add(new DemoStep(name, ok, detail));
-            Say($"{(ok ? "ok  " : "FAIL")} {name}: {detail}");
+            steps.Add(step);
+            Say($"{(step.Ok ? "ok  " : "FAIL")} {step.Name}: {step.Detail}");
         }
 
-        await RunStepsAsync(data, Say, Step, cancellationToken);
-        var passed = steps.Count > 0 && steps.All(s => s.Ok);
-        Say(passed ? "demo: every step behaved as expected" : "demo: some steps did not behave as expected");
-        var summary = JsonSerializer.Serialize(new { domain = Domain, dataDirectory = data, ok = passed, steps }, new JsonSerializerOptions(JsonSerializerDefaults.Web) { WriteIndented = true });
+        var clock = Stopwatch.StartNew();
+        string? failure = null;
+        try
+        {
+            await new FederationDemo(data, _scenario, timeline, Say, Report).RunAsync(cancellationToken);
+        }
+        catch (DemoStepFailedException e)
+        {
+            failure = e.Message;
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // Anything else that stops the demo is a failed step too, named by where it happened.
+            var last = steps.Count > 0 ? $"after step '{steps[^1].Name}'" : "before the first step";
+            failure = $"{last}: {e.GetType().Name}: {e.Message}";
+        }
+
+        var passed = failure is null && steps.Count > 0;
+        var elapsed = clock.Elapsed;
+        Say(passed
+            ? $"demo: every step behaved as expected ({steps.Count} steps, {elapsed.TotalSeconds:0.0} s)"
+            : $"demo: FAILED {failure} ({elapsed.TotalSeconds:0.0} s)");
+        if (!passed && json)
+        {
+            console.Error.WriteLine($"meshbus demo: {failure}");
+        }
+
+        var summary = JsonSerializer.Serialize(new
+        {
+            domains = new[] { FederationDemo.Acme, FederationDemo.Partner },
+            dataDirectory = temporary ? null : data,
+            ok = passed,
+            failure,
+            elapsedMs = (long)elapsed.TotalMilliseconds,
+            steps,
+            timeline = timeline.Entries,
+        }, new JsonSerializerOptions(JsonSerializerDefaults.Web) { WriteIndented = true });
         if (json)
         {
             console.Out.WriteLine(summary);
@@ -85,196 +146,25 @@ public sealed class DemoCommand : CliCommand, IHasFlags
             await File.WriteAllTextAsync(outFile, json ? summary : transcript.ToString(), cancellationToken);
         }
 
+        if (temporary)
+        {
+            RemoveTemporary(data);
+        }
+
         return passed ? 0 : 1;
     }
 
-    private static async Task RunStepsAsync(string data, Action<string> say, Action<string, bool, string> step, CancellationToken ct)
+    private static void RemoveTemporary(string data)
     {
-        var now = DateTimeOffset.UtcNow;
-        var keyDir = Path.Combine(data, "keys");
-        var keys = File.Exists(Path.Combine(keyDir, DomainKeys.KeySetFile))
-            ? DomainKeys.Load(keyDir, KeyUsage.Credential)
-            : DomainKeys.Load(DomainAdministration.Initialize(keyDir, Domain, now).DirectoryPath, KeyUsage.Credential);
-        say($"domain {Domain}: key set {keys.KeySet.Sequence} in {keyDir}, data in {data}");
-        var policyFile = WritePolicy(data, keyDir, now);
-        say($"policy: {policyFile} (signed meshbus-policy/v1, epoch 1): allow deploy to k8s://cluster-a/ns/** for deployers; deny delete");
-
-        var mesh = await EmbeddedMesh.StartAsync(new EmbeddedMeshOptions(Domain, data, keyDir, policyFile), ct);
-        await using (mesh)
-        {
-            var bus = mesh.Bus;
-            var lineage = mesh.Lineage;
-            say($"workers started: {string.Join(", ", EmbeddedMesh.WorkerNames)} (in-memory transport)");
-
-            var privateKey = Ed25519Keys.NewPrivateKey();
-            var subject = Domain + "/agents/deployer";
-            var credential = Credentials.Issue(
-                new CredentialClaims(Domain, subject, "c-" + Guid.NewGuid().ToString("N")[..8], Base64Url.Encode(Ed25519Keys.PublicKeyOf(privateKey)),
-                    new AgentAttributes("sha256:demo", "demo", "team-web", ["deployers"]), now, now, now.AddHours(1)),
-                keys.Signer(KeyUsage.Credential, now));
-            await using var agent = await MeshBusAgent.ConnectAsync(bus, new MeshBusAgentOptions
-            {
-                Subject = subject,
-                HomeDomain = Domain,
-                PrivateKey = privateKey,
-                Credential = credential,
-                KeyResolver = keys.LoadTrust(),
-                DecisionTimeout = TimeSpan.FromSeconds(15),
-            }, ct);
-            say($"agent {subject} has a credential; it reads queue {agent.QueueName}");
-
-            // 1. Allowed intent.
-            var allowed = await SubmitAsync(agent, new IntentRequest("deploy", "k8s://cluster-a/ns/web") { MaxDuration = TimeSpan.FromMinutes(5) }, ct);
-            var lease = allowed?.Lease;
-            step("allowed intent", lease is not null, lease is not null
-                ? $"grant {lease.Claims.GrantId} verified by the agent (lineage index {lease.Claims.LineageIndex}, lease {lease.Remaining().TotalSeconds:0} s)"
-                : allowed?.Denial is { } d ? $"expected a grant, got {d.Reason}: {d.Detail}" : "no decision arrived");
-            if (lease is not null)
-            {
-                await lease.StartAsync(ct);
-                await lease.HeartbeatAsync();
-                var executing = await WaitAsync(() => mesh.LifecycleStateAsync(lease.IntentId, ct), s => s == "Executing");
-                step("execution started", executing, executing ? "ExecutionStarted and a heartbeat sent; saga Executing" : "saga did not reach Executing");
-            }
-
-            // 2. Denied intent.
-            var denied = await SubmitAsync(agent, new IntentRequest("delete", "k8s://cluster-a/ns/web"), ct);
-            step("denied intent", denied?.Denial is { RejectedByAgent: false }, denied?.Denial is { } dn
-                ? $"denied {dn.Reason}: {dn.Detail}"
-                : denied?.Lease is not null ? "expected a denial, got a grant" : "no decision arrived");
-
-            // 3. Operator halt.
-            if (lease is not null)
-            {
-                var halt = HaltCommand.Create(Domain, GovernanceScope.Execution, lease.IntentId.ToString(), "demo: operator halt", DateTimeOffset.UtcNow);
-                say($"operator: meshbus halt --intent {lease.IntentId}");
-                await bus.Publish(halt, ct);
-                var cancelled = await WaitAsync(() => Task.FromResult(lease.Token.IsCancellationRequested), c => c);
-                step("halt reaches the agent", cancelled, cancelled ? $"lease token cancelled ({lease.StopReason})" : "token not cancelled");
-                var halted = await WaitAsync(() => mesh.LifecycleStateAsync(lease.IntentId, ct), s => s == "Halted");
-                step("saga halted", halted, halted ? "ExecutionHalted acknowledged; saga Halted" : "saga not Halted");
-                var recorded = await WaitAsync(() => lineage.GetByKeyAsync($"halted:{lease.IntentId:D}", ct), r => r is not null);
-                step("halt in lineage", recorded, recorded ? $"halted:{lease.IntentId:D} recorded" : "ExecutionHalted not in lineage");
-            }
-
-            // 4. Evidence: export the allowed intent's bundle and verify it offline against the pinned root only.
-            if (lease is not null)
-            {
-                await VerifyEvidenceAsync(data, keyDir, lease, say, step, ct);
-            }
-
-            // 5. Lineage verification.
-            var head = await lineage.GetTreeHeadAsync(ct);
-            var leaves = new List<byte[]>();
-            for (var i = 0L; i < head.Size; i++)
-            {
-                leaves.Add((await lineage.GetAsync(i, ct))!.Data);
-            }
-
-            var rootOk = head.Size > 0 && MerkleTree.RootOf(leaves).AsSpan().SequenceEqual(head.RootHash);
-            step("lineage verified", rootOk, $"{head.Size} entries, recomputed RFC 6962 root {(rootOk ? "matches" : "DIFFERS from")} {Convert.ToHexStringLower(head.RootHash)}");
-        }
-    }
-
-    private static async Task VerifyEvidenceAsync(string data, string keyDir, Lease lease, Action<string> say, Action<string, bool, string> step, CancellationToken ct)
-    {
-        var grantFile = Path.Combine(data, "grant.jws");
-        var evidence = Path.Combine(data, "evidence.json");
-        var trustDir = Path.Combine(data, "pinned");
-        await File.WriteAllTextAsync(grantFile, lease.Grant, ct);
-        var id = lease.IntentId.ToString("D");
-        var lineageDb = Path.Combine(data, "lineage.db");
-
-        var (exported, exportOut) = await RunCliAsync(["proof", "export", "--intent", id, "--out", evidence, "--store", lineageDb, "--domain-dir", keyDir, "--grant", grantFile], ct);
-        say($"operator: meshbus proof export --intent {id} --out {evidence}");
-        step("evidence exported", exported == 0, exportOut.Trim().Split('\n')[^1]);
-        var (pinned, _) = await RunCliAsync(["trust", "export", "--domain-dir", keyDir, "--format", "vkey", "--out", trustDir], ct);
-        var (verified, verifyOut) = await RunCliAsync(["proof", "verify", evidence, "--trust", trustDir], ct);
-        say($"auditor: meshbus proof verify {evidence} --trust {trustDir}");
-        foreach (var line in verifyOut.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            say("    " + line);
-        }
-
-        step("evidence verified offline", pinned == 0 && verified == 0, verified == 0 ? "every check passed against the pinned root" : $"proof verify exited {verified}");
-
-        // The same bundle with one byte of its grant changed must fail.
-        var tampered = Path.Combine(data, "evidence-tampered.json");
-        var text = await File.ReadAllTextAsync(evidence, ct);
-        var at = text.IndexOf(lease.Grant, StringComparison.Ordinal) + lease.Grant.Length / 2;
-        await File.WriteAllTextAsync(tampered, text[..at] + (text[at] == 'A' ? 'B' : 'A') + text[(at + 1)..], ct);
-        var (rejected, _) = await RunCliAsync(["proof", "verify", tampered, "--trust", trustDir], ct);
-        step("tampered evidence refused", rejected == 1, rejected == 1 ? "one changed byte in the grant: proof verify exits 1" : $"proof verify exited {rejected}");
-    }
-
-    private static async Task<(int ExitCode, string Output)> RunCliAsync(string[] args, CancellationToken ct)
-    {
-        var output = new StringWriter();
-        var code = await CommandLineApp.RunAsync(args, new CliConsole(output, output, TextReader.Null), ct);
-        return (code, output.ToString());
-    }
-
-    /// <summary>The demo domain's policy, signed with its grant key (any key of the domain's key set verifies a domain bundle).</summary>
-    private static string WritePolicy(string data, string keyDir, DateTimeOffset now)
-    {
-        const string Bundle = """
-            {
-              "format": "meshbus-policy/v1",
-              "scope": "domain",
-              "domain": "acme.example/prod",
-              "epoch": 1,
-              "description": "Demo policy of acme.example/prod.",
-              "rules": [
-                {
-                  "id": "allow-deploy-web",
-                  "description": "Deployers may deploy the web namespaces for at most 30 minutes.",
-                  "effect": "allow",
-                  "match": { "actions": ["deploy"], "resources": ["k8s://cluster-a/ns/**"] },
-                  "condition": "'deployers' in agent.claims.groups && intent.maxDurationSeconds <= 1800",
-                  "obligations": { "maxLeaseSeconds": 120 }
-                },
-                {
-                  "id": "deny-delete",
-                  "description": "Nothing is deleted through the mesh.",
-                  "effect": "deny",
-                  "match": { "actions": ["delete"], "resources": ["**"] }
-                }
-              ]
-            }
-            """;
-        var signer = DomainKeys.Load(keyDir, KeyUsage.Grant).Signer(KeyUsage.Grant, now);
-        var path = Path.Combine(data, "policy.json");
-        File.WriteAllText(path, PolicyBundleSigning.Sign(Bundle, signer));
-        return path;
-    }
-
-    private static async Task<IntentOutcome?> SubmitAsync(MeshBusAgent agent, IntentRequest request, CancellationToken ct)
-    {
+        // The hosts are stopped; pooled SQLite connections may still hold the files open.
+        SqliteConnection.ClearAllPools();
         try
         {
-            return await agent.SubmitIntentAsync(request, ct);
+            Directory.Delete(data, recursive: true);
         }
-        catch (IntentDecisionTimeoutException)
+        catch (IOException)
         {
-            return null;
+            // Left behind in the temporary directory; nothing depends on it.
         }
     }
-
-    private static async Task<bool> WaitAsync<T>(Func<Task<T>> probe, Func<T, bool> done)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (done(await probe()))
-            {
-                return true;
-            }
-
-            await Task.Delay(50);
-        }
-
-        return false;
-    }
-
-    private sealed record DemoStep(string Name, bool Ok, string Detail);
 }
