@@ -46,11 +46,12 @@ public sealed class FederationBridgeWorker : IMeshBusWorker
         });
         services.TryAddSingleton<IFederationStore>(sp =>
         {
-            // The process's storage setup (Hosting): the bounded pool's connection string, or federation.db.
+            // The process's storage setup (Hosting): the shared pool of the worker's own tables (docs/operations.md
+            // counts no pool of the bridge's own), or federation.db.
             var storage = sp.GetRequiredService<MeshBusStorage>();
             var time = sp.GetRequiredService<TimeProvider>();
             return storage.Provider == StorageProvider.Postgres
-                ? SqlFederationStore.Postgres(storage.BoundedConnectionString, time)
+                ? SqlFederationStore.Postgres(storage.Postgres, time)
                 : SqlFederationStore.Sqlite(storage.SqlitePath("federation.db"), time);
         });
         services.TryAddSingleton<IFederationLink>(sp =>
