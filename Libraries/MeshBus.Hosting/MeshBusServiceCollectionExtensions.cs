@@ -20,6 +20,12 @@ public static class MeshBusServiceCollectionExtensions
     /// <summary>MeshBus's own activity source (spans around decisions and appends).</summary>
     public static readonly ActivitySource ActivitySource = new("MeshBus");
 
+    /// <summary>The .NET runtime's built-in meter (<c>dotnet.gc.heap.total_allocated</c>, <c>dotnet.process.memory.working_set</c>, ...).</summary>
+    public const string RuntimeMeterName = "System.Runtime";
+
+    /// <summary>The environment variable naming an OpenTelemetry collector; traces are recorded and exported only when set.</summary>
+    public const string OtlpEndpointVariable = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
     /// <summary>MeshBus's own meter (decisions, denials, halts, appends, dropped envelopes).</summary>
     public static readonly Meter Meter = new("MeshBus");
 
@@ -155,11 +161,15 @@ public static class MeshBusServiceCollectionExtensions
             .ConfigureResource(r => r.AddService(
                 serviceName: "meshbus-" + string.Join('+', workers.Select(w => w.Name)),
                 serviceNamespace: "meshbus"))
-            .WithTracing(t => t.AddSource(DiagnosticHeaders.DefaultListenerName).AddSource(ActivitySource.Name))
-            .WithMetrics(m => m.AddMeter(InstrumentationOptions.MeterName).AddMeter(Meter.Name).AddPrometheusExporter());
-        // Export only where a collector is named: a newcomer's run must not try to reach one.
-        if (!string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT")))
+            // System.Runtime: the runtime's own meter (GC, allocated bytes, working set, thread pool), so an operator and
+            // the load tool (bench/MeshBus.Load) read a worker's memory and allocation from its /metrics.
+            .WithMetrics(m => m.AddMeter(InstrumentationOptions.MeterName).AddMeter(Meter.Name).AddMeter(RuntimeMeterName).AddPrometheusExporter());
+        // Export only where a collector is named: a newcomer's run must not try to reach one. Traces exist only to be
+        // exported: without a collector no span is recorded at all (MassTransit then creates no activity per send, receive
+        // and consume — measured by bench/MeshBus.Load as part of the hosted path's cost).
+        if (!string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(OtlpEndpointVariable)))
         {
+            otel.WithTracing(t => t.AddSource(DiagnosticHeaders.DefaultListenerName).AddSource(ActivitySource.Name));
             otel.UseOtlpExporter();
         }
     }

@@ -45,6 +45,7 @@ public sealed class EnforceWorker : IMeshBusWorker
         _store ??= MeshBusStorage.SqlStore(configuration, "enforce.db");
         services.TryAddSingleton<ExecutionReportVerifier>();
         services.TryAddSingleton<HaltSigner>();
+        services.TryAddSingleton<ReevaluatedEpoch>();
         services.TryAddSingleton(sp => EnforceGovernanceVerifier.FromDirectory(sp.GetRequiredService<IOptions<MeshBusOptions>>().Value.ResolvedKeyDirectory));
         services.AddHostedService<ExecutionStateGauge>();
         services.TryAddSingleton<SagaRetentionSweeper>();

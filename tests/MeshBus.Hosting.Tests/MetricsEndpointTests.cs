@@ -40,4 +40,27 @@ public sealed class MetricsEndpointTests
             await host.StopAsync();
         }
     }
+
+    [Fact(Timeout = 60_000)]
+    public async Task The_metrics_endpoint_serves_the_runtimes_allocated_bytes_and_working_set_for_the_load_tool_and_operators()
+    {
+        var port = TestPaths.FreePort();
+        using var host = MeshBusHost.CreateBuilder(
+            ["--MeshBus:Domain=acme.example/metrics-tests", "--MeshBus:DataDirectory=" + TestPaths.TempDirectory(), $"--Health:Urls=http://127.0.0.1:{port}"],
+            new EmptyWorker()).Build();
+        await host.StartAsync();
+        try
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            var body = await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/metrics"));
+
+            // bench/MeshBus.Load reads a worker's allocations from this line.
+            Assert.Contains("dotnet_gc_heap_total_allocated_bytes_total", body, StringComparison.Ordinal);
+            Assert.Contains("dotnet_process_memory_working_set_bytes", body, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
+    }
 }

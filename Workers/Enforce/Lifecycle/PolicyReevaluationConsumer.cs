@@ -18,16 +18,14 @@ namespace MeshBus.Workers.Enforce.Lifecycle;
 /// this replica is skipped (the sagas would ignore it anyway).
 /// </summary>
 public sealed class PolicyReevaluationConsumer(ISagaIndex index, EnforceGovernanceVerifier verifier, IOptions<MeshBusOptions> mesh, TimeProvider clock,
-    ILogger<PolicyReevaluationConsumer> logger) : IConsumer<PolicySynced>
+    ILogger<PolicyReevaluationConsumer> logger, ReevaluatedEpoch fannedOut) : IConsumer<PolicySynced>
 {
-    private long _fannedOut;
-
     /// <inheritdoc />
     public async Task Consume(ConsumeContext<PolicySynced> context)
     {
         var m = context.Message;
         var self = mesh.Value.Domain;
-        if (m.Domain != self || m.Publisher != self || m.Scope != PolicyScope.Domain || m.Epoch <= Interlocked.Read(ref _fannedOut))
+        if (m.Domain != self || m.Publisher != self || m.Scope != PolicyScope.Domain || m.Epoch <= fannedOut.Epoch)
         {
             return;
         }
@@ -45,13 +43,26 @@ public sealed class PolicyReevaluationConsumer(ISagaIndex index, EnforceGovernan
         }
 
         logger.LogInformation("Policy epoch {Epoch} applied: {Count} live execution(s) asked to re-evaluate", m.Epoch, live.Count);
-        InterlockedMax(ref _fannedOut, m.Epoch);
+        fannedOut.Advance(m.Epoch);
     }
+}
 
-    private static void InterlockedMax(ref long target, long value)
+/// <summary>
+/// The highest epoch this replica fanned out. A singleton: MassTransit makes a consumer per message, so a field of the
+/// consumer forgot it and every repeated acknowledgement fanned out again.
+/// </summary>
+public sealed class ReevaluatedEpoch
+{
+    private long _epoch;
+
+    /// <summary>The highest epoch fanned out (0 before any).</summary>
+    public long Epoch => Interlocked.Read(ref _epoch);
+
+    /// <summary>Records <paramref name="epoch"/> when it is higher.</summary>
+    public void Advance(long epoch)
     {
         long current;
-        while ((current = Interlocked.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, current) != current)
+        while ((current = Interlocked.Read(ref _epoch)) < epoch && Interlocked.CompareExchange(ref _epoch, epoch, current) != current)
         {
         }
     }

@@ -6,6 +6,7 @@ using MeshBus.Policy;
 using MeshBus.Policy.Bundles;
 using MeshBus.Trust;
 using MeshBus.Workers.Sync.Watchdog;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -28,7 +29,7 @@ namespace MeshBus.Workers.Sync.Federation;
 public sealed class FederationPolicyDistributor(
     IBus bus,
     IAppliedGovernance governance,
-    SyncPeers peers,
+    IServiceProvider services,
     IOptions<MeshBusOptions> mesh,
     IOptions<SyncOptions> options,
     TimeProvider clock,
@@ -72,6 +73,8 @@ public sealed class FederationPolicyDistributor(
     public bool Adopt(string bundleJson, string source)
     {
         var federation = Federation ?? throw new InvalidOperationException("a federation policy arrived but Sync:FederationName is not set");
+        // Resolved here, not at start: a domain without keys yet must start and report not-ready, not crash.
+        var peers = services.GetRequiredService<SyncPeers>();
         var roots = GovernanceVerifier.RootsOf(peers.Trust, OwnRoot()).Values;
         var version = new PolicyStore().Load(bundleJson, PolicySigners.EveryRoot(roots), PolicyScope.Federation, federation).Policy.Version;
         lock (_gate)
@@ -139,7 +142,7 @@ public sealed class FederationPolicyDistributor(
         {
             Adopt(content, file);
         }
-        catch (Exception e) when (e is PolicyBundleException or PolicyRolloutException or KeySetException or FormatException)
+        catch (Exception e) when (e is PolicyBundleException or PolicyRolloutException or KeySetException or FormatException or IOException)
         {
             Refuse(file, e.Message);
         }

@@ -1,5 +1,6 @@
 using MassTransit;
 using MeshBus.Workers.Sync.Federation;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -12,12 +13,13 @@ namespace MeshBus.Workers.Sync.Watchdog;
 /// while the watchdogs' state is kept in SQLite: without this, a peer that fell silent across a restart would never be
 /// found stalled (fail open). A watchdog that does not exist yet, or is not waiting for a deadline, ignores it.
 /// </summary>
-public sealed class WatchdogRearmer(IBusControl bus, SyncPeers peers, IOptions<SyncOptions> options, ILogger<WatchdogRearmer> logger) : BackgroundService
+public sealed class WatchdogRearmer(IBusControl bus, IServiceProvider services, IOptions<SyncOptions> options, ILogger<WatchdogRearmer> logger) : BackgroundService
 {
     /// <summary>Publishes the re-arm requests now.</summary>
     public async Task RearmAsync(CancellationToken cancellationToken)
     {
-        foreach (var peer in peers.Peers)
+        // Resolved here, not at start: a domain without keys yet must start and report not-ready, not crash.
+        foreach (var peer in services.GetRequiredService<SyncPeers>().Peers)
         {
             await bus.Publish(new WatchdogRearm(PeerWatchdog.IdOf(peer)), cancellationToken);
         }

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using MeshBus.Agent;
 using MeshBus.Contracts;
 using MeshBus.Trust;
+using MeshBus.Workers.Enforce.Lifecycle;
 using MeshBus.Workers.Tests.Sync;
 using Xunit;
 
@@ -48,6 +49,33 @@ public sealed class PolicyReevaluationTests
         var halted = await mesh.SagaInStateAsync(lease.IntentId, "Halted");
         Assert.Equal(GovernanceReason.PolicyRevoked, halted!.Reason);
         Assert.NotNull(await mesh.LineageKeyAsync($"halted:{lease.IntentId:D}"));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task An_acknowledgement_repeated_every_interval_fans_the_epoch_out_once()
+    {
+        await using var mesh = await SkeletonHarness.StartAsync();
+        var published = new ConcurrentQueue<object>();
+        mesh.Bus.ConnectPublishObserver(new PublishedMessages(published));
+        var agent = await mesh.AgentAsync();
+        var lease = (await agent.SubmitIntentAsync(Deploy)).Lease!;
+        await lease.StartAsync();
+        await mesh.SagaInStateAsync(lease.IntentId, "Executing");
+        var signer = GovernanceSigner.FromDirectory(mesh.Keys.DirectoryPath, mesh.Clock);
+        const string D = SkeletonHarness.Domain;
+
+        // Sync re-sends the acknowledgement every interval (a new message, a new consumer instance each time).
+        for (var i = 0; i < 3; i++)
+        {
+            var at = mesh.Clock.GetUtcNow().AddMilliseconds(i);
+            await mesh.Bus.Publish(signer.Sign(new PolicySynced(D, D, PolicyScope.Domain, 2, "sha256:02", at)));
+            await mesh.EndpointConsumedAsync<PolicySynced>("enforce-reevaluation", m => m.Epoch == 2 && m.SyncedAt == at);
+        }
+
+        await SkeletonHarness.EventuallyAsync(
+            () => Task.FromResult(published.OfType<ExecutionReevaluationRequested>().Count(r => r.IntentId == lease.IntentId)), n => n > 0, "the fan-out");
+        await Task.Delay(300);
+        Assert.Single(published.OfType<ExecutionReevaluationRequested>(), r => r.IntentId == lease.IntentId);
     }
 
     [Fact(Timeout = 60_000)]
