@@ -17,9 +17,12 @@ public sealed class SqlFederationStore : IFederationStore, IAsyncDisposable
     private readonly TimeProvider _time;
     private Task? _schema;
 
-    private SqlFederationStore(NpgsqlDataSource? postgres, string? sqlite, TimeProvider? time)
+    private readonly bool _ownsPostgres;
+
+    private SqlFederationStore(NpgsqlDataSource? postgres, string? sqlite, TimeProvider? time, bool ownsPostgres = true)
     {
         _postgres = postgres;
+        _ownsPostgres = ownsPostgres;
         _sqlite = sqlite;
         _time = time ?? TimeProvider.System;
     }
@@ -30,6 +33,13 @@ public sealed class SqlFederationStore : IFederationStore, IAsyncDisposable
 
     /// <summary>A store in the PostgreSQL database of <paramref name="connectionString"/>.</summary>
     public static SqlFederationStore Postgres(string connectionString, TimeProvider? time = null) => new(NpgsqlDataSource.Create(connectionString), null, time);
+
+    /// <summary>
+    /// A store on the process's existing PostgreSQL pool <paramref name="dataSource"/> (a worker's shared pool, so the
+    /// bridge adds no pool of its own to the connection budget). The store never disposes it: its owner does.
+    /// </summary>
+    public static SqlFederationStore Postgres(NpgsqlDataSource dataSource, TimeProvider? time = null) =>
+        new(dataSource ?? throw new ArgumentNullException(nameof(dataSource)), null, time, ownsPostgres: false);
 
     private bool IsPostgres => _postgres is not null;
 
@@ -238,7 +248,7 @@ public sealed class SqlFederationStore : IFederationStore, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
-        if (_postgres is not null)
+        if (_postgres is not null && _ownsPostgres)
         {
             await _postgres.DisposeAsync();
         }

@@ -115,4 +115,10 @@ public sealed class HealthOptions
 
     /// <summary>The URL Kestrel listens on, e.g. <c>http://0.0.0.0:8080</c> in a container; empty disables the endpoints.</summary>
     public string Urls { get; set; } = "";
+
+    /// <summary>
+    /// How often the depth of this process's error and skipped queues is read from the broker for
+    /// <c>meshbus_error_queue_depth</c> (RabbitMQ only; one passive declare per queue).
+    /// </summary>
+    public TimeSpan ErrorQueueInterval { get; set; } = TimeSpan.FromSeconds(30);
 }

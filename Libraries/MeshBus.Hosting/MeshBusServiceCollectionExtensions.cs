@@ -95,9 +95,10 @@ public static class MeshBusServiceCollectionExtensions
             }
 
             configureBus?.Invoke(x);
-            x.AddConfigureEndpointsCallback((context, _, endpoint) =>
+            x.AddConfigureEndpointsCallback((context, name, endpoint) =>
             {
                 var options = context.GetRequiredService<IOptions<MeshBusOptions>>().Value;
+                context.GetService<ErrorQueueDepthGauge>()?.Track(name);
                 // Outermost: later redelivery through the scheduler; then immediate retries; innermost: the outbox,
                 // so messages a consumer publishes leave only when it succeeds (DESIGN.md §5).
                 // A message that cannot be read, or has not the shape of its contract, fails the same way every time:
@@ -129,6 +130,12 @@ public static class MeshBusServiceCollectionExtensions
                 MeshBusTransports.UseInMemory(x);
             }
         });
+
+        if (transport == TransportKind.RabbitMq)
+        {
+            services.TryAddSingleton<ErrorQueueDepthGauge>();
+            services.AddHostedService(sp => sp.GetRequiredService<ErrorQueueDepthGauge>());
+        }
 
         AddTelemetry(services, workers);
         services.TryAddSingleton<WorkerReadiness>();

@@ -109,6 +109,11 @@ internal sealed class HealthOptionsValidator : IValidateOptions<HealthOptions>
 {
     public ValidateOptionsResult Validate(string? name, HealthOptions options)
     {
+        if (options.ErrorQueueInterval <= TimeSpan.Zero)
+        {
+            return ValidateOptionsResult.Fail("Health:ErrorQueueInterval must be a positive duration like 00:00:30 (environment variable Health__ErrorQueueInterval)");
+        }
+
         if (string.IsNullOrWhiteSpace(options.Urls))
         {
             return ValidateOptionsResult.Success;

@@ -56,6 +56,7 @@ public sealed class SyncWorker : IMeshBusWorker
         services.AddHostedService<PolicyDistributor>();
         services.AddHostedService<DomainHeartbeatPublisher>();
         services.AddHostedService<KeySetPublisher>();
+        services.AddHostedService<PeerSyncAgeGauge>();
         services.TryAddSingleton<FederationPolicyDistributor>();
         services.AddHostedService<WatchdogRearmer>();
         services.AddHostedService(sp => sp.GetRequiredService<FederationPolicyDistributor>());

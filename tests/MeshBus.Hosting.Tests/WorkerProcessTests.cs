@@ -127,6 +127,8 @@ public sealed class WorkerProcessTests
     [InlineData("Authorize", "Storage__Provider", "postgresql")]
     [InlineData("Authorize", "RabbitMqTransport__Port", "abc")]
     [InlineData("Authorize", "Health__Urls", "notaurl")]
+    [InlineData("Sync", "Health__ErrorQueueInterval", "00:00:00")]
+    [InlineData("Sync", "Health__ErrorQueueInterval", "often")]
     [InlineData("Authorize", "MeshBus__ImmediateRetries", "many")]
     [InlineData("Enforce", "Enforce__HeartbeatTimeout", "abc")]
     [InlineData("Enforce", "Enforce__HeartbeatTimeout", "-00:00:01")]

@@ -22,3 +22,7 @@ public sealed class RabbitMqPostgresCollection : ICollectionFixture<RabbitMqFixt
 /// <summary>Tests on the shared NATS (with the federation test users) and PostgreSQL together (the bridge's fleet setup).</summary>
 [CollectionDefinition("nats-postgres")]
 public sealed class NatsPostgresCollection : ICollectionFixture<NatsFixture>, ICollectionFixture<PostgresFixture>;
+
+/// <summary>Two domains each on a RabbitMQ virtual host and a PostgreSQL database of its own, joined over the shared NATS.</summary>
+[CollectionDefinition("nats-rabbitmq-postgres")]
+public sealed class NatsRabbitMqPostgresCollection : ICollectionFixture<NatsFixture>, ICollectionFixture<RabbitMqFixture>, ICollectionFixture<PostgresFixture>;

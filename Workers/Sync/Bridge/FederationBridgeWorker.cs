@@ -46,11 +46,12 @@ public sealed class FederationBridgeWorker : IMeshBusWorker
         });
         services.TryAddSingleton<IFederationStore>(sp =>
         {
-            // The process's storage setup (Hosting): the bounded pool's connection string, or federation.db.
+            // The process's storage setup (Hosting): the shared pool of the worker's own tables (docs/operations.md
+            // counts no pool of the bridge's own), or federation.db.
             var storage = sp.GetRequiredService<MeshBusStorage>();
             var time = sp.GetRequiredService<TimeProvider>();
             return storage.Provider == StorageProvider.Postgres
-                ? SqlFederationStore.Postgres(storage.BoundedConnectionString, time)
+                ? SqlFederationStore.Postgres(storage.Postgres, time)
                 : SqlFederationStore.Sqlite(storage.SqlitePath("federation.db"), time);
         });
         services.TryAddSingleton<IFederationLink>(sp =>
@@ -90,10 +91,30 @@ public sealed class FederationBridgeWorker : IMeshBusWorker
     /// <inheritdoc />
     public void ConfigureBus(IBusRegistrationConfigurator bus)
     {
-        foreach (var route in RelayTable.Default.Routes)
+        // The table the bridge relays with is the one registered (IBusRegistrationConfigurator is the service
+        // collection): a consumer bound from another table would take types the bridge cannot seal, or miss a route.
+        foreach (var route in RegisteredTable(bus).Routes)
         {
             bus.AddConsumer(typeof(RelayConsumer<>).MakeGenericType(route.MessageType), typeof(RelayConsumerDefinition<>).MakeGenericType(route.MessageType));
         }
+    }
+
+    /// <summary>
+    /// The <see cref="RelayTable"/> registered in <paramref name="services"/> (the last registration, as the container
+    /// resolves it), or <see cref="RelayTable.Default"/> when none is. Its routes decide the relay consumers before any
+    /// service provider exists, so it must be registered as an instance.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The table is registered by a factory or a type.</exception>
+    public static RelayTable RegisteredTable(IServiceCollection services)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        var registered = services.LastOrDefault(d => d.ServiceType == typeof(RelayTable) && !d.IsKeyedService);
+        return registered switch
+        {
+            null => RelayTable.Default,
+            { ImplementationInstance: RelayTable table } => table,
+            _ => throw new InvalidOperationException("the RelayTable must be registered as an instance (services.AddSingleton(table)): its routes decide the bridge's consumers when the bus is configured"),
+        };
     }
 }
 

@@ -41,11 +41,11 @@ public sealed class ConnectionBudgetTests(RabbitMqFixture rabbit, PostgresFixtur
         ["authorize"] = 10,
         ["enforce"] = 4,
         ["lineage"] = 7,
-        ["sync"] = 10,
+        ["sync"] = 7,
     };
 
-    /// <summary>The domain's budget (2 × 10 + 2 × 4 + 2 × 7 + 3 × 10), as docs/operations.md states it.</summary>
-    private const int DomainBudget = 72;
+    /// <summary>The domain's budget (2 × 10 + 2 × 4 + 2 × 7 + 3 × 7), as docs/operations.md states it.</summary>
+    private const int DomainBudget = 63;
 
     private readonly WorkerRun _run = new(rabbit.AmqpUri, "budget", output);
     private string _database = "";

@@ -96,9 +96,13 @@ internal sealed class WorkerProcess : IDisposable
         throw new TimeoutException($"{Name} was not ready within {timeout.TotalSeconds:0} s:\n{Output}");
     }
 
-    /// <summary>SIGTERM, then up to 20 s for a graceful exit, then a kill. Returns the exit code of a graceful exit.</summary>
-    public async Task<int?> StopAsync(ITestOutputHelper output)
+    /// <summary>
+    /// SIGTERM, then up to <paramref name="grace"/> (20 s by default) for a graceful exit, then a kill. Returns the exit
+    /// code of a graceful exit.
+    /// </summary>
+    public async Task<int?> StopAsync(ITestOutputHelper output, TimeSpan? grace = null)
     {
+        var bound = grace ?? TimeSpan.FromSeconds(20);
         if (_exitCode is not null)
         {
             return _exitCode;
@@ -117,7 +121,7 @@ internal sealed class WorkerProcess : IDisposable
                 await kill!.WaitForExitAsync();
             }
 
-            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            using var wait = new CancellationTokenSource(bound);
             try
             {
                 await _process.WaitForExitAsync(wait.Token);
@@ -127,7 +131,7 @@ internal sealed class WorkerProcess : IDisposable
             catch (OperationCanceledException)
             {
                 _process.Kill(entireProcessTree: true);
-                output.WriteLine($"{Name} ignored SIGTERM for 20 s and was killed:\n{Output}");
+                output.WriteLine($"{Name} ignored SIGTERM for {bound.TotalSeconds:0} s and was killed:\n{Output}");
                 return null;
             }
         }

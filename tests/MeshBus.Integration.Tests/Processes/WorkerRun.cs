@@ -24,19 +24,25 @@ internal sealed class WorkerRun : IAsyncDisposable
     private readonly ITestOutputHelper _output;
     private readonly List<WorkerProcess> _workers = [];
     private readonly List<string> _extraQueues = [];
+    private readonly string? _domain;
 
-    public WorkerRun(Uri amqp, string kind, ITestOutputHelper output)
+    /// <param name="amqp">The broker and virtual host the run's workers use.</param>
+    /// <param name="kind">Names the data directory.</param>
+    /// <param name="output">Where clean-up problems are written.</param>
+    /// <param name="domain">The run's domain (default: one of its own); the federation tests use their NATS users' domains.</param>
+    public WorkerRun(Uri amqp, string kind, ITestOutputHelper output, string? domain = null)
     {
         _amqp = amqp;
         _output = output;
         Id = Guid.NewGuid().ToString("N")[..8];
+        _domain = domain;
         DataDirectory = Path.Combine(Path.GetTempPath(), $"meshbus-{kind}-{Id}");
         Directory.CreateDirectory(DataDirectory);
     }
 
     public string Id { get; }
 
-    public string Domain => $"t{Id}.example/prod";
+    public string Domain => _domain ?? $"t{Id}.example/prod";
 
     public string Prefix => $"t{Id}-";
 
