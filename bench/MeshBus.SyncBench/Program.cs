@@ -73,17 +73,18 @@ try
 
     async Task<EmbeddedFederation> StartAsync(string name, TimeSpan acmeStallAfter, int leaseSeconds)
     {
+        var acmeSettings = new Dictionary<string, string?>
+        {
+            ["Sync:FederationPolicyBundleFile"] = federationFile,
+            ["Sync:PeerStallAfter"] = acmeStallAfter.ToString("c", CultureInfo.InvariantCulture),
+        };
         var acmeOptions = Domain(name, Acme, acmeKeys, $$$"""
             {"format":"meshbus-policy/v1","scope":"domain","domain":"{{{Acme}}}","epoch":1,
              "rules":[{"id":"allow-deploy","effect":"allow","match":{"actions":["deploy"],"resources":["k8s://acme/**"]}}]}
             """, $$$"""
             {"format":"meshbus-policy/v1","scope":"egress","domain":"{{{Acme}}}","epoch":1,
              "rules":[{"id":"deploy-to-partner","effect":"allow","match":{"actions":["deploy"],"resources":["**"]},"condition":"target.domain == '{{{Partner}}}'"}]}
-            """, new Dictionary<string, string?>
-            {
-                ["Sync:FederationPolicyBundleFile"] = federationFile,
-                ["Sync:PeerStallAfter"] = acmeStallAfter.ToString("c", CultureInfo.InvariantCulture),
-            });
+            """, acmeSettings);
         var partnerOptions = Domain(name, Partner, partnerKeys, $$$"""
             {"format":"meshbus-policy/v1","scope":"domain","domain":"{{{Partner}}}","epoch":1,
              "rules":[{"id":"allow-deploy","effect":"allow","match":{"actions":["deploy"],"resources":["k8s://partner/**"]},"obligations":{"maxLeaseSeconds":{{{leaseSeconds}}}}}]}
