@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using MeshBus.Hosting;
 using MeshBus.Persistence;
 using MeshBus.Workers.Sync.Watchdog;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -13,7 +14,7 @@ namespace MeshBus.Workers.Sync;
 /// computed when scraped, so it keeps growing while a peer is silent and a scrape never waits on the database. A peer
 /// never heard from has no row and no series (alert on its absence).
 /// </summary>
-internal sealed class PeerSyncAgeGauge(IPeerSyncStore store, SyncPeers peers, TimeProvider clock, ILogger<PeerSyncAgeGauge> logger) : BackgroundService
+internal sealed class PeerSyncAgeGauge(IPeerSyncStore store, IServiceProvider services, TimeProvider clock, ILogger<PeerSyncAgeGauge> logger) : BackgroundService
 {
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
 
@@ -28,7 +29,7 @@ internal sealed class PeerSyncAgeGauge(IPeerSyncStore store, SyncPeers peers, Ti
     }
 
     /// <summary>Reads every peer's row once.</summary>
-    internal async Task ReadAsync(CancellationToken cancellationToken)
+    internal async Task ReadAsync(SyncPeers peers, CancellationToken cancellationToken)
     {
         var sentAt = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
         foreach (var peer in peers.Peers)
@@ -44,22 +45,25 @@ internal sealed class PeerSyncAgeGauge(IPeerSyncStore store, SyncPeers peers, Ti
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (peers.Peers.Count == 0)
-        {
-            return; // no peers pinned: nothing to report
-        }
-
-        _gauge = MeshBusMetrics.ObservePeerSyncAge(Observe);
         using var timer = new PeriodicTimer(Interval, clock);
         do
         {
             try
             {
-                await ReadAsync(stoppingToken);
+                // Resolved here, not at start: a domain without keys yet must start and report not-ready, not crash.
+                var peers = services.GetRequiredService<SyncPeers>();
+                if (peers.Peers.Count == 0)
+                {
+                    return; // no peers pinned: nothing to report
+                }
+
+                _gauge ??= MeshBusMetrics.ObservePeerSyncAge(Observe);
+                await ReadAsync(peers, stoppingToken);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                // The store is down: keep the last reading (the ages keep growing); readiness reports the store.
+                // The store is down or the keys are missing: keep the last reading (the ages keep growing); readiness
+                // reports the store and the keys.
                 logger.LogDebug(e, "Per-peer sync state not read");
             }
         }
