@@ -6,7 +6,8 @@ namespace MeshBus.Agent;
 
 /// <summary>
 /// A verified grant held as a lease. <see cref="Token"/> is cancelled when a matching halt arrives or when the lease
-/// runs out on the agent's own monotonic clock (<c>receipt time + (exp − iat) − skew</c>), whichever comes first; the
+/// runs out on the agent's own monotonic clock (<c>receipt time + (exp − iat) − skew</c>, and never past <c>exp − skew</c> on
+/// its wall clock, so a grant delivered late does not stretch the work), whichever comes first; the
 /// work must observe it. After <see cref="StartAsync"/>, heartbeats go out on an interval, and renewals that verify
 /// move the deadline.
 /// </summary>
@@ -198,11 +199,13 @@ public sealed class Lease : IAsyncDisposable
     private long Deadline(long receivedAt, GrantClaims claims)
     {
         var life = claims.ExpiresAt - claims.IssuedAt - _agent.Options.Skew;
-        if (life < TimeSpan.Zero)
-        {
-            life = TimeSpan.Zero;
-        }
+        var byReceipt = receivedAt + Ticks(life);
 
-        return receivedAt + (long)(life.TotalSeconds * Clock.TimestampFrequency);
+        // ...and never past exp − skew on the agent's wall clock: a grant or renewal that was in transit for a while must
+        // not carry the work past its exp (measured: renewals queued behind a loaded bridge overran it by up to 7 s).
+        var byWall = Clock.GetTimestamp() + Ticks(claims.ExpiresAt - _agent.Options.Skew - Clock.GetUtcNow());
+        return Math.Min(byReceipt, byWall);
     }
+
+    private long Ticks(TimeSpan span) => span <= TimeSpan.Zero ? 0 : (long)(span.TotalSeconds * Clock.TimestampFrequency);
 }

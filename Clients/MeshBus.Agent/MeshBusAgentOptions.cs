@@ -25,7 +25,8 @@ public sealed class MeshBusAgentOptions
 
     /// <summary>
     /// Clock tolerance: grants are checked with it, and the lease ends this much before
-    /// <c>receipt time + (exp − iat)</c> on the agent's own monotonic clock.
+    /// <c>receipt time + (exp − iat)</c> on the agent's own monotonic clock, and never later than this much before
+    /// <c>exp</c> on its wall clock.
     /// </summary>
     public TimeSpan Skew { get; init; } = TimeSpan.FromSeconds(2);
 

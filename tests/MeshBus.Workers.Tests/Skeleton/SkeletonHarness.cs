@@ -105,7 +105,7 @@ internal sealed class SkeletonHarness : IAsyncDisposable
     }
 
     /// <summary>An agent of the domain with a fresh key and a credential from the domain's credential key.</summary>
-    public async Task<MeshBusAgent> AgentAsync(string name = "deployer", TimeSpan? skew = null)
+    public async Task<MeshBusAgent> AgentAsync(string name = "deployer", TimeSpan? skew = null, TimeProvider? clock = null)
     {
         var subject = $"{Domain}/agents/{name}-{Guid.NewGuid().ToString("N")[..6]}";
         var privateKey = Ed25519Keys.NewPrivateKey();
@@ -121,7 +121,7 @@ internal sealed class SkeletonHarness : IAsyncDisposable
             PrivateKey = privateKey,
             Credential = credential,
             KeyResolver = Keys.LoadTrust(),
-            TimeProvider = Clock,
+            TimeProvider = clock ?? Clock,
             Skew = skew ?? TimeSpan.FromSeconds(2),
             HeartbeatInterval = TimeSpan.FromSeconds(10),
             DecisionTimeout = TimeSpan.FromSeconds(20),

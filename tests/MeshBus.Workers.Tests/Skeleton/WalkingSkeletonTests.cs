@@ -163,6 +163,26 @@ public sealed class WalkingSkeletonTests
         await mesh.LineageKeyAsync($"halted:{lease.IntentId:D}");
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task Work_stops_at_the_grants_expiry_on_the_agents_wall_clock_when_the_grant_reached_it_late()
+    {
+        await using var mesh = await SkeletonHarness.StartAsync();
+        // The agent's clocks read 1.5 s later than the issuer's (within the 2 s skew): as a grant 1.5 s in transit looks.
+        var agentClock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(mesh.Clock.GetUtcNow() + TimeSpan.FromSeconds(1.5));
+        var agent = await mesh.AgentAsync(skew: TimeSpan.FromSeconds(2), clock: agentClock);
+        var lease = (await agent.SubmitIntentAsync(Deploy)).Lease!;
+        await lease.StartAsync();
+        var end = lease.Claims.ExpiresAt - TimeSpan.FromSeconds(2);
+
+        // Counted from receipt alone, the lease would run until receipt + (exp − iat) − skew, 1.5 s past exp − skew.
+        agentClock.Advance(end - agentClock.GetUtcNow() - TimeSpan.FromMilliseconds(100));
+        await Task.Delay(100);
+        Assert.False(lease.Token.IsCancellationRequested);
+        agentClock.Advance(TimeSpan.FromMilliseconds(200));
+        await SkeletonHarness.EventuallyAsync(() => Task.FromResult(lease.Token.IsCancellationRequested), c => c, "the lease to end at exp − skew", TimeSpan.FromSeconds(5));
+        Assert.Equal(GovernanceReason.LeaseExpired, lease.StopReason);
+    }
+
     [Fact]
     public async Task Saga_expires_the_lease_and_orders_a_halt_when_no_renewal_comes()
     {
