@@ -17,16 +17,23 @@ public sealed class PolicyReevaluationTests
 {
     private static readonly IntentRequest Deploy = new("deploy", "k8s://cluster-a/ns/web") { MaxDuration = TimeSpan.FromMinutes(5) };
 
-    [Fact(Timeout = 60_000)]
-    public async Task A_newly_applied_epoch_re_evaluates_a_running_execution_and_one_now_denied_is_halted_policy_revoked_in_lineage()
+    /// <summary>What the mesh publishes from now on, and an agent's granted execution that the saga sees running.</summary>
+    private static async Task<(ConcurrentQueue<object> Published, MeshBusAgent Agent, Lease Lease)> RunningAsync(SkeletonHarness mesh)
     {
-        await using var mesh = await SkeletonHarness.StartAsync();
         var published = new ConcurrentQueue<object>();
         mesh.Bus.ConnectPublishObserver(new PublishedMessages(published));
         var agent = await mesh.AgentAsync();
         var lease = (await agent.SubmitIntentAsync(Deploy)).Lease!;
         await lease.StartAsync();
         await mesh.SagaInStateAsync(lease.IntentId, "Executing");
+        return (published, agent, lease);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_newly_applied_epoch_re_evaluates_a_running_execution_and_one_now_denied_is_halted_policy_revoked_in_lineage()
+    {
+        await using var mesh = await SkeletonHarness.StartAsync();
+        var (published, agent, lease) = await RunningAsync(mesh);
         var signer = GovernanceSigner.FromDirectory(mesh.Keys.DirectoryPath, mesh.Clock);
         const string D = SkeletonHarness.Domain;
 
@@ -55,12 +62,7 @@ public sealed class PolicyReevaluationTests
     public async Task An_acknowledgement_repeated_every_interval_fans_the_epoch_out_once()
     {
         await using var mesh = await SkeletonHarness.StartAsync();
-        var published = new ConcurrentQueue<object>();
-        mesh.Bus.ConnectPublishObserver(new PublishedMessages(published));
-        var agent = await mesh.AgentAsync();
-        var lease = (await agent.SubmitIntentAsync(Deploy)).Lease!;
-        await lease.StartAsync();
-        await mesh.SagaInStateAsync(lease.IntentId, "Executing");
+        var (published, _, lease) = await RunningAsync(mesh);
         var signer = GovernanceSigner.FromDirectory(mesh.Keys.DirectoryPath, mesh.Clock);
         const string D = SkeletonHarness.Domain;
 
@@ -82,12 +84,7 @@ public sealed class PolicyReevaluationTests
     public async Task An_acknowledgement_not_signed_by_the_domain_re_evaluates_nothing()
     {
         await using var mesh = await SkeletonHarness.StartAsync();
-        var published = new ConcurrentQueue<object>();
-        mesh.Bus.ConnectPublishObserver(new PublishedMessages(published));
-        var agent = await mesh.AgentAsync();
-        var lease = (await agent.SubmitIntentAsync(Deploy)).Lease!;
-        await lease.StartAsync();
-        await mesh.SagaInStateAsync(lease.IntentId, "Executing");
+        var (published, _, lease) = await RunningAsync(mesh);
         const string D = SkeletonHarness.Domain;
         var forged = new GovernanceSigner(() => Ed25519Signer.Generate(KeyUsage.Envelope)).Sign(
             new PolicySynced(D, D, PolicyScope.Domain, 2, "sha256:02", mesh.Clock.GetUtcNow()));
