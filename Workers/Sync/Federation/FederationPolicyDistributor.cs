@@ -73,6 +73,15 @@ public sealed class FederationPolicyDistributor(
     public bool Adopt(string bundleJson, string source)
     {
         var federation = Federation ?? throw new InvalidOperationException("a federation policy arrived but Sync:FederationName is not set");
+        lock (_gate)
+        {
+            // Every member re-publishes the adopted bundle every interval: the same document needs no second verification.
+            if (bundleJson == _bundle)
+            {
+                return false;
+            }
+        }
+
         // Resolved here, not at start: a domain without keys yet must start and report not-ready, not crash.
         var peers = services.GetRequiredService<SyncPeers>();
         var roots = GovernanceVerifier.RootsOf(peers.Trust, OwnRoot()).Values;
